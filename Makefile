@@ -1,0 +1,37 @@
+# The two commands in the README: `make demo` and `make test`. Both build .venv when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint typecheck contracts unit screenshot clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[server,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/bdc-workstation --demo
+
+test: $(STAMP) lint typecheck contracts unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy app/domain app/rulebook.py
+
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+screenshot: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/bdc-workstation --demo --screenshot docs/screenshots/queue.png
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
