@@ -1,0 +1,72 @@
+"""The lead API application factory: one place that wires settings, database and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+import app as core
+from server.auth import PUBLIC, rule
+from server.db import Base, make_engine, make_sessionmaker, ping
+from server.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, create_tables: bool = False) -> FastAPI:
+    settings = settings or Settings()
+    engine = make_engine(settings.db_url)
+    if create_tables:
+        Base.metadata.create_all(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for start in app.state.on_start:
+            await start(app)
+        try:
+            yield
+        finally:
+            for stop in app.state.on_stop:
+                await stop(app)
+            engine.dispose()
+
+    api = FastAPI(
+        title="BDC lead API",
+        version=core.__version__,
+        description="Leads in (ADF and JSON), work out (change feed and SSE), activities back.",
+        lifespan=lifespan,
+    )
+    api.state.settings = settings
+    api.state.engine = engine
+    api.state.sessions = make_sessionmaker(engine)
+    api.state.on_start = []
+    api.state.on_stop = []
+
+    @api.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Name every bad field in plain words; never echo the whole input back.
+        problems = [f"{_location(err)}: {err.get('msg')}" for err in exc.errors()]
+        return JSONResponse({"detail": "invalid request", "problems": problems}, status_code=422)
+
+    @api.get("/healthz", **rule(PUBLIC))
+    def healthz() -> dict[str, str]:
+        ping(engine)
+        return {"status": "ok", "version": core.__version__, "database": engine.dialect.name}
+
+    from server.routes import ROUTERS
+
+    for router in ROUTERS:
+        api.include_router(router)
+    for install in _INSTALLERS:
+        install(api)
+    return api
+
+
+def _location(error: dict) -> str:  # type: ignore[type-arg]
+    return ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+
+
+# Background services (change hub, scheduler) register here to hook the app's start and stop.
+_INSTALLERS: list = []  # type: ignore[type-arg]

@@ -1,0 +1,184 @@
+"""`bdc-server`: run the lead API and administer it from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from server.db import StoreRow, UserRow, make_engine, make_sessionmaker, transaction
+from server.settings import Settings, default_db_url
+
+
+def _sessions(db_url: str):  # type: ignore[no-untyped-def]
+    return make_sessionmaker(make_engine(db_url))
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from server.migrate import upgrade
+
+    upgrade(args.db)
+    print(f"database at {_redact(args.db)} is at the newest schema")
+    return 0
+
+
+def cmd_create_store(args: argparse.Namespace) -> int:
+    with transaction(_sessions(args.db)) as session:
+        if session.get(StoreRow, args.id) is not None:
+            print(f"error: store '{args.id}' already exists", file=sys.stderr)
+            return 1
+        session.add(
+            StoreRow(
+                id=args.id,
+                group_id=args.group,
+                name=args.name,
+                time_zone=args.time_zone,
+                state=args.state.upper(),
+                postal_code=args.zip,
+                market_zips=args.market_zips,
+            )
+        )
+    print(f"created store '{args.id}' ({args.name})")
+    return 0
+
+
+def cmd_create_user(args: argparse.Namespace) -> int:
+    from server.auth import hash_password
+
+    with transaction(_sessions(args.db)) as session:
+        if session.get(StoreRow, args.store) is None:
+            print(
+                f"error: store '{args.store}' does not exist; create it with "
+                "'bdc-server create-store' (or run 'bdc-server seed-demo')",
+                file=sys.stderr,
+            )
+            return 1
+        if session.scalar(select(UserRow).where(UserRow.username == args.username)):
+            print(f"error: user '{args.username}' already exists", file=sys.stderr)
+            return 1
+        session.add(
+            UserRow(
+                id=str(uuid.uuid4()),
+                username=args.username,
+                display_name=args.display_name or args.username,
+                password_hash=hash_password(args.password),
+                role=args.role,
+                store_id=args.store,
+            )
+        )
+    print(f"created {args.role} '{args.username}' in store '{args.store}'")
+    return 0
+
+
+def cmd_create_api_key(args: argparse.Namespace) -> int:
+    from server.auth import create_api_key
+
+    with transaction(_sessions(args.db)) as session:
+        if session.get(StoreRow, args.store) is None:
+            print(f"error: store '{args.store}' does not exist", file=sys.stderr)
+            return 1
+        key = create_api_key(session, args.name, args.store)
+    # The key is printed once, here, and stored only as a hash.
+    print(key)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+    from server.migrate import upgrade
+
+    upgrade(args.db)
+    api = create_app(Settings(db_url=args.db))
+    print(f"lead API on http://{args.host}:{args.port} (database: {_redact(args.db)})")
+    uvicorn.run(api, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_seed_demo(args: argparse.Namespace) -> int:
+    from server.demo_seed import seed_demo
+    from server.migrate import upgrade
+
+    upgrade(args.db)
+    summary = seed_demo(_sessions(args.db), count=args.leads)
+    print(summary)
+    return 0
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for logs and messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bdc-server", description="The BDC lead API.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--db",
+            default=None,
+            help="SQLAlchemy URL, e.g. sqlite:///leads.db or postgresql+psycopg://u:p@host/db "
+            "(default: a SQLite file in the user data folder)",
+        )
+        return p
+
+    serve = with_db(sub.add_parser("serve", help="run the lead API"))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8440)
+    serve.set_defaults(func=cmd_serve)
+
+    with_db(sub.add_parser("migrate", help="create or upgrade the schema")).set_defaults(
+        func=cmd_migrate
+    )
+
+    store = with_db(sub.add_parser("create-store", help="add a store (rooftop)"))
+    store.add_argument("--id", required=True)
+    store.add_argument("--name", required=True)
+    store.add_argument("--time-zone", required=True, help="IANA name, e.g. America/Chicago")
+    store.add_argument("--state", required=True)
+    store.add_argument("--zip", required=True)
+    store.add_argument("--group", default="default", help="dealer group id")
+    store.add_argument("--market-zips", default="", help="comma-separated ZIPs or prefixes")
+    store.set_defaults(func=cmd_create_store)
+
+    user = with_db(sub.add_parser("create-user", help="add an agent, manager or admin"))
+    user.add_argument("--username", required=True)
+    user.add_argument("--password", required=True)
+    user.add_argument("--role", required=True, choices=["agent", "manager", "admin"])
+    user.add_argument("--store", required=True)
+    user.add_argument("--display-name", default="")
+    user.set_defaults(func=cmd_create_user)
+
+    key = with_db(sub.add_parser("create-api-key", help="an API key for a lead provider"))
+    key.add_argument("--name", required=True)
+    key.add_argument("--store", required=True)
+    key.set_defaults(func=cmd_create_api_key)
+
+    seed = with_db(sub.add_parser("seed-demo", help="load deterministic demo data"))
+    seed.add_argument("--leads", type=int, default=400)
+    seed.set_defaults(func=cmd_seed_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    if args.db is None:
+        args.db = default_db_url()
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Server settings, declared once with types and defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import platformdirs
+
+
+def default_db_url() -> str:
+    folder = Path(platformdirs.user_data_dir("bdc-server", "BDC Workstation"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'leads.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str = field(default_factory=default_db_url)
+    token_ttl: timedelta = timedelta(hours=12)
+    # Login throttling: this many failures for one username within the window lock it out.
+    login_max_failures: int = 5
+    login_failure_window: timedelta = timedelta(minutes=15)
+    # Duplicates: the same phone or e-mail within this window merges into the existing lead.
+    duplicate_window: timedelta = timedelta(days=30)
+    max_body_bytes: int = 1_000_000
+    change_retention: timedelta = timedelta(days=30)
+    # Presence: an agent with no heartbeat for this long is offline (and gets no new leads).
+    heartbeat_timeout: timedelta = timedelta(seconds=90)
+    # Escalation: reassign a lead untouched this long past its deadline (None: notify only).
+    reassign_after: timedelta | None = timedelta(minutes=10)
+    sse_heartbeat: timedelta = timedelta(seconds=15)
+    scheduler_interval: timedelta = timedelta(seconds=1)
+    run_scheduler: bool = True
+    # SMS and e-mail gateways: "log" (demo: records, sends nothing), "smtp", "twilio".
+    email_gateway: str = "log"
+    sms_gateway: str = "log"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_sender: str = "leads@dealer.example"
+    twilio_base_url: str = "https://api.twilio.com"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from_number: str = ""
+    # Shared secret the inbound-SMS webhook must present (X-Webhook-Token header).
+    webhook_token: str = ""

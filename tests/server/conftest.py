@@ -1,0 +1,130 @@
+"""A real lead API per test: a fresh SQLite file migrated with the real migrations (or PostgreSQL
+when BDC_TEST_POSTGRES_URL is set), two stores, and users of every role."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from server.app import create_app
+from server.auth import create_api_key, hash_password
+from server.db import StoreRow, UserRow, make_engine, make_sessionmaker, transaction
+from server.migrate import upgrade
+from server.settings import Settings
+
+PASSWORD = "correct horse battery"
+# argon2 is deliberately slow; hash the shared test password once.
+_PASSWORD_HASH = hash_password(PASSWORD)
+
+
+@dataclass
+class Seeded:
+    client: TestClient
+    db_url: str
+    api_key: str  # a lead provider's key for store "lakeside"
+    other_api_key: str  # for store "riverside"
+
+    def token(self, username: str) -> str:
+        response = self.client.post(
+            "/v1/auth/token", json={"username": username, "password": PASSWORD}
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+    def headers(self, username: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(username)}"}
+
+
+USERS = (
+    # username, role, store
+    ("ana", "agent", "lakeside"),
+    ("ben", "agent", "lakeside"),
+    ("mia", "manager", "lakeside"),
+    ("root", "admin", "lakeside"),
+    ("zed", "agent", "riverside"),
+    ("rita", "manager", "riverside"),
+)
+
+
+def _database_url(tmp_path: Path) -> Iterator[str]:
+    base = os.environ.get("BDC_TEST_POSTGRES_URL")
+    if not base:
+        yield f"sqlite:///{tmp_path / 'leads.db'}"
+        return
+    name = f"bdc_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> Iterator[str]:
+    yield from _database_url(tmp_path)
+
+
+def seed_stores_and_users(db_url: str) -> tuple[str, str]:
+    engine = make_engine(db_url)
+    sessions = make_sessionmaker(engine)
+    with transaction(sessions) as session:
+        session.add(
+            StoreRow(
+                id="lakeside",
+                name="Lakeside Toyota",
+                time_zone="America/Chicago",
+                state="IL",
+                postal_code="60614",
+                market_zips="606,600,601",
+            )
+        )
+        session.add(
+            StoreRow(
+                id="riverside",
+                name="Riverside Honda",
+                time_zone="America/New_York",
+                state="NY",
+                postal_code="10001",
+            )
+        )
+        session.flush()
+        for username, role, store in USERS:
+            session.add(
+                UserRow(
+                    id=f"user-{username}",
+                    username=username,
+                    display_name=username.title(),
+                    password_hash=_PASSWORD_HASH,
+                    role=role,
+                    store_id=store,
+                )
+            )
+        key = create_api_key(session, "Cars.com", "lakeside")
+        other = create_api_key(session, "Autotrader", "riverside")
+    engine.dispose()
+    return key, other
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(db_url=db_url, run_scheduler=False)
+
+
+@pytest.fixture
+def seeded(db_url: str, settings: Settings) -> Iterator[Seeded]:
+    upgrade(db_url)
+    key, other = seed_stores_and_users(db_url)
+    with TestClient(create_app(settings)) as client:
+        yield Seeded(client=client, db_url=db_url, api_key=key, other_api_key=other)
