@@ -1,0 +1,156 @@
+"""Reading and writing leads and activities in the server's database, with their change records.
+
+Every route that changes a lead goes through `save_lead`, so the row's query columns, its JSON,
+its version and the change feed never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from fastapi import HTTPException, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.domain.activities import Activity
+from app.domain.codec import activity_from_dict, activity_to_dict, lead_from_dict, lead_to_dict
+from app.domain.dealership import Dealership
+from app.domain.leads import Lead
+from server.auth import Principal, Role
+from server.changes import record
+from server.db import ActivityRow, LeadRow, StoreRow, utcnow
+
+
+def dealership_of(store: StoreRow) -> Dealership:
+    return Dealership(
+        id=store.id,
+        name=store.name,
+        time_zone=store.time_zone,
+        state=store.state,
+        postal_code=store.postal_code,
+        phone=store.phone,
+        address=store.address,
+        market_zips=tuple(z.strip() for z in store.market_zips.split(",") if z.strip()),
+    )
+
+
+def lead_of(row: LeadRow) -> Lead:
+    return lead_from_dict(row.data)
+
+
+def can_see(principal: Principal, row: LeadRow) -> bool:
+    """Agents: their own leads and the unassigned pool. Managers and admins: their store."""
+    if row.store_id != principal.store_id:
+        return False
+    if principal.role is Role.AGENT:
+        return row.assigned_agent_id in (None, principal.id)
+    return principal.role in (Role.MANAGER, Role.ADMIN)
+
+
+def get_lead_for(
+    session: Session, principal: Principal, lead_id: str, *, lock: bool = False
+) -> LeadRow:
+    """The lead row if `principal` may see it; 404 otherwise (never 403: no probing other stores)."""
+    query = select(LeadRow).where(LeadRow.id == lead_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.scalar(query)
+    if row is None or not can_see(principal, row):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"lead '{lead_id}' not found")
+    return row
+
+
+def lead_change_payload(row: LeadRow) -> dict[str, Any]:
+    return {
+        "lead": row.data,
+        "score": row.score,
+        "tier": row.tier,
+        "grade": row.grade,
+        "due_at": row.due_at.isoformat() if row.due_at else None,
+        "version": row.version,
+    }
+
+
+def save_lead(session: Session, row: LeadRow | None, lead: Lead, **columns: Any) -> LeadRow:
+    """Insert or update a lead row from `lead`, bump its version and record the change.
+
+    `columns` sets the derived query columns (score, tier, grade, due_at, first_attempt_at).
+    The previous assignee is told too (agent_id on a second change), so a reassigned lead leaves
+    the old agent's queue.
+    """
+    previous_agent = row.assigned_agent_id if row is not None else None
+    version = (row.version + 1) if row is not None else 1
+    lead = replace(lead, version=version)
+    phone = lead.primary_phone
+    email = lead.primary_email
+    values: dict[str, Any] = {
+        "store_id": lead.store_id,
+        "version": version,
+        "received_at": lead.received_at,
+        "status": lead.status.value,
+        "assigned_agent_id": lead.assigned_agent_id,
+        "phone_e164": phone.e164 if phone else None,
+        "email": email.address.lower() if email else None,
+        "data": lead_to_dict(lead),
+        "updated_at": utcnow(),
+        **columns,
+    }
+    if row is None:
+        row = LeadRow(id=lead.id, **values)
+        session.add(row)
+    else:
+        for key, value in values.items():
+            setattr(row, key, value)
+    session.flush()
+    payload = lead_change_payload(row)
+    record(
+        session,
+        store_id=row.store_id,
+        entity="lead",
+        entity_id=row.id,
+        data=payload,
+        agent_id=row.assigned_agent_id,
+    )
+    if previous_agent is not None and previous_agent != row.assigned_agent_id:
+        record(
+            session,
+            store_id=row.store_id,
+            entity="lead_removed",
+            entity_id=row.id,
+            data={"lead_id": row.id, "reason": "reassigned", "version": row.version},
+            agent_id=previous_agent,
+        )
+    return row
+
+
+def add_activity(session: Session, lead_row: LeadRow, activity: Activity) -> ActivityRow:
+    """Append an activity (append-only: an existing id is never overwritten) and record it."""
+    data = activity_to_dict(activity)
+    row = ActivityRow(
+        id=activity.id,
+        lead_id=activity.lead_id,
+        store_id=lead_row.store_id,
+        kind=activity.kind.value,
+        at=activity.at,
+        agent_id=activity.agent_id,
+        data=data,
+    )
+    session.add(row)
+    session.flush()
+    record(
+        session,
+        store_id=lead_row.store_id,
+        entity="activity",
+        entity_id=activity.id,
+        data=data,
+        agent_id=lead_row.assigned_agent_id,
+    )
+    return row
+
+
+def history_of(session: Session, lead_id: str) -> list[Activity]:
+    rows = session.scalars(
+        select(ActivityRow).where(ActivityRow.lead_id == lead_id).order_by(ActivityRow.at)
+    ).all()
+    return [activity_from_dict(r.data) for r in rows]
