@@ -51,7 +51,7 @@ def can_see(principal: Principal, row: LeadRow) -> bool:
 def get_lead_for(
     session: Session, principal: Principal, lead_id: str, *, lock: bool = False
 ) -> LeadRow:
-    """The lead row if `principal` may see it; 404 otherwise (never 403: no probing other stores)."""
+    """The lead row if `principal` may see it; else 404 (not 403: no probing other stores)."""
     query = select(LeadRow).where(LeadRow.id == lead_id)
     if lock:
         query = query.with_for_update()
