@@ -13,7 +13,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def alembic_config(db_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", db_url)
+    # ConfigParser interpolates %: escape it (URL-encoded query strings and passwords have it).
+    config.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
     return config
 
 

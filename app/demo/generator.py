@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from app.domain.activities import (
@@ -343,7 +343,16 @@ def make_history(rng: random.Random, lead: Lead, now: datetime) -> list[Activity
             body="acknowledgment",
         )
     phone = lead.primary_phone
-    if phone is None or age < timedelta(minutes=3) or rng.random() < 0.15:
+    if age < timedelta(minutes=3) or (age < timedelta(minutes=40) and rng.random() < 0.4):
+        return sorted(history, key=lambda a: a.at)  # still waiting for its first attempt
+    if phone is None:
+        add(
+            ActivityKind.EMAIL,
+            lead.received_at + timedelta(minutes=rng.randint(3, 25)),
+            direction=Direction.OUTBOUND,
+            agent_id=lead.assigned_agent_id,
+            body="personal email",
+        )
         return sorted(history, key=lambda a: a.at)
     attempts = min(int(age / timedelta(hours=5)) + 1, rng.randint(1, 6))
     at = lead.received_at + timedelta(minutes=rng.choice([2, 3, 4, 6, 12, 45]))
@@ -370,6 +379,14 @@ def make_history(rng: random.Random, lead: Lead, now: datetime) -> list[Activity
                 disposition="appointment_set" if appointment else "contacted_not_ready",
                 flags=flags,
             )
+            if lead.primary_email is not None:
+                add(
+                    ActivityKind.EMAIL,
+                    at + timedelta(hours=rng.randint(2, 20)),
+                    direction=Direction.OUTBOUND,
+                    agent_id=lead.assigned_agent_id,
+                    body="recap of our conversation",
+                )
             if appointment:
                 slot = (at + timedelta(days=rng.randint(1, 3))).replace(minute=0, second=0)
                 add(
@@ -389,6 +406,25 @@ def make_history(rng: random.Random, lead: Lead, now: datetime) -> list[Activity
                         appointment_status=outcome,
                         scheduled_for=slot,
                     )
+                    if outcome is AppointmentStatus.NO_SHOW and now - slot > timedelta(days=1):
+                        add(
+                            ActivityKind.CALL,
+                            slot + timedelta(hours=3),
+                            direction=Direction.OUTBOUND,
+                            agent_id=lead.assigned_agent_id,
+                            phone=phone.e164,
+                            answered=False,
+                            duration_s=0,
+                        )
+                        add(
+                            ActivityKind.DISPOSITION,
+                            slot + timedelta(days=1),
+                            agent_id=lead.assigned_agent_id,
+                            disposition="not_interested",
+                            flags=DispositionFlag.ATTEMPT
+                            | DispositionFlag.HUMAN_CONTACT
+                            | DispositionFlag.NOT_INTERESTED,
+                        )
             break
         add(
             ActivityKind.DISPOSITION,
@@ -397,19 +433,46 @@ def make_history(rng: random.Random, lead: Lead, now: datetime) -> list[Activity
             disposition=rng.choice(["no_answer", "left_voicemail"]),
             flags=DispositionFlag.ATTEMPT,
         )
-        at += timedelta(hours=rng.choice([4, 5, 20, 24, 28]))
-        if number == 0 and rng.random() < 0.2:
+        # The cadence's text and personal email follow an unanswered call.
+        if lead.text_phone is not None and rng.random() < 0.9:
             add(
                 ActivityKind.TEXT,
-                at - timedelta(hours=1),
-                direction=Direction.INBOUND,
-                body=rng.choice(["Can you call me after 5?", "What's the best price?", "STOP"]),
+                at + timedelta(minutes=rng.randint(2, 8)),
+                direction=Direction.OUTBOUND,
+                agent_id=lead.assigned_agent_id,
+                phone=lead.text_phone.e164,
+                body="Hi, this is your Lakeside Toyota contact about the vehicle you asked about.",
             )
+        if lead.primary_email is not None and rng.random() < 0.8:
+            add(
+                ActivityKind.EMAIL,
+                at + timedelta(minutes=rng.randint(20, 40)),
+                direction=Direction.OUTBOUND,
+                agent_id=lead.assigned_agent_id,
+                body="personal email with vehicle details",
+            )
+        at += timedelta(hours=rng.choice([4, 5, 20, 24, 28]))
+        if number == 0 and rng.random() < 0.2:
+            replied_at = at - timedelta(hours=1)
+            body = rng.choice(["Can you call me after 5?", "What's the best price?", "STOP"])
+            add(ActivityKind.TEXT, replied_at, direction=Direction.INBOUND, body=body)
+            if body == "STOP":  # the server opts the number out at once, on every channel
+                add(ActivityKind.OPT_OUT, replied_at, body="STOP")
+                break
+            if now - replied_at > timedelta(hours=2):
+                add(
+                    ActivityKind.TEXT,
+                    replied_at + timedelta(minutes=rng.randint(2, 9)),
+                    direction=Direction.OUTBOUND,
+                    agent_id=lead.assigned_agent_id,
+                    phone=phone.e164,
+                    body="Happy to help — what time works for a quick call?",
+                )
     return sorted(history, key=lambda a: a.at)
 
 
 def demo_leads(
-    now: datetime, count: int = 300, *, seed: int = 7, spread: timedelta = timedelta(days=21)
+    now: datetime, count: int = 300, *, seed: int = 7, spread: timedelta = timedelta(days=10)
 ) -> list[tuple[Lead, list[Activity]]]:
     """`count` leads received over `spread` before `now`, newest last, each with its history.
 
@@ -424,7 +487,11 @@ def demo_leads(
         else:
             age = timedelta(seconds=rng.randint(600, int(spread.total_seconds())))
         lead = make_lead(rng, now - age)
-        result.append((lead, make_history(rng, lead, now)))
+        history = make_history(rng, lead, now)
+        opt_out = next((a for a in history if a.kind is ActivityKind.OPT_OUT), None)
+        if opt_out is not None:
+            lead = replace(lead, opted_out_at=opt_out.at)
+        result.append((lead, history))
     result.sort(key=lambda pair: pair[0].received_at)
     return result
 

@@ -1,0 +1,252 @@
+"""The agent's work queue: from leads and their histories to ranked work items and lead details.
+
+Plain objects own the data; the Qt model only shows what `items()` returns. Everything a row or
+the workspace needs is computed here with the domain rules, once per change to a lead (not per
+tick): the countdown itself is derived from `due_at` at paint time.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+
+from app.domain.activities import Activity, ActivityKind, Direction
+from app.domain.cadence import CadencePlan, PlannedStep, StepChannel, describe_next, plan
+from app.domain.clocks import ResponseClocks, response_clocks
+from app.domain.compliance import (
+    ContactDecision,
+    check_contact,
+    legal_window_fn,
+    opted_out_since,
+)
+from app.domain.dealership import Dealership
+from app.domain.leads import Channel, Lead, LeadStatus
+from app.domain.phones import format_for_display
+from app.domain.priority import WorkItem, WorkKind, rank
+from app.domain.scoring import LeadScore, score_lead
+from app.domain.timezones import ZoneResolution, resolve_zones
+from app.rulebook import Rulebook
+
+LegalWindow = Callable[[Channel, date], tuple[datetime, datetime] | None]
+# A customer who wrote or called back should hear from us within this.
+REPLY_RESPONSE_TIME = timedelta(minutes=5)
+_CLOSED = (LeadStatus.SOLD, LeadStatus.LOST, LeadStatus.DO_NOT_CONTACT)
+_STEP_CHANNEL = {
+    StepChannel.CALL: Channel.CALL,
+    StepChannel.TEXT: Channel.TEXT,
+    StepChannel.EMAIL: Channel.EMAIL,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LeadDetail:
+    """Everything the lead workspace shows, computed for one moment."""
+
+    lead: Lead
+    score: LeadScore
+    clocks: ResponseClocks
+    zone: ZoneResolution
+    customer_time: datetime  # now, in the customer's primary zone
+    contact: tuple[tuple[Channel, ContactDecision], ...]
+    plan: CadencePlan
+    next_text: str  # e.g. "Text #1 in 10 min · call #2 at 4:30 PM their time"
+    timeline: tuple[Activity, ...]  # newest first
+    phone_display: str
+
+
+@dataclass
+class _Entry:
+    lead: Lead
+    history: list[Activity]
+    score: LeadScore
+    zone: ZoneResolution
+    plan: CadencePlan
+    item: WorkItem | None
+    haystack: str  # lower-case name, phones and vehicle, for search
+
+
+class WorkQueue:
+    """The leads one agent works, kept in memory and re-derived per lead on change."""
+
+    def __init__(self, rules: Rulebook, dealership: Dealership) -> None:
+        self._rules = rules
+        self._dealership = dealership
+        self._hours = replace(rules.hours, time_zone=dealership.time_zone)
+        self._entries: dict[str, _Entry] = {}
+        self._legal_windows: dict[ZoneResolution, LegalWindow] = {}
+
+    def load(self, leads: Iterable[tuple[Lead, list[Activity]]], now: datetime) -> None:
+        for lead, history in leads:
+            self._entries[lead.id] = self._derive(lead, history, now)
+
+    def upsert(self, lead: Lead, history: list[Activity], now: datetime) -> None:
+        self._entries[lead.id] = self._derive(lead, history, now)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def items(self, now: datetime, *, search: str = "") -> list[WorkItem]:
+        """The open work items in priority order, filtered by `search` (name, phone, vehicle)."""
+        needle = search.strip().lower()
+        digits = "".join(ch for ch in needle if ch.isdigit())
+        chosen = [
+            entry.item
+            for entry in self._entries.values()
+            if entry.item is not None
+            and (
+                not needle
+                or needle in entry.haystack
+                or (len(digits) >= 3 and digits in entry.haystack)
+            )
+        ]
+        return rank(chosen, now)
+
+    def detail(self, lead_id: str, now: datetime) -> LeadDetail:
+        entry = self._entries[lead_id]
+        lead, history = entry.lead, entry.history
+        clocks = response_clocks(lead, history, self._hours, self._rules.response_policy, now=now)
+        contact = tuple(
+            (
+                channel,
+                check_contact(
+                    self._rules.calling_rules, lead, history, channel, now, resolution=entry.zone
+                ),
+            )
+            for channel in (Channel.CALL, Channel.TEXT, Channel.EMAIL)
+        )
+        phone = lead.primary_phone
+        return LeadDetail(
+            lead=lead,
+            score=entry.score,
+            clocks=clocks,
+            zone=entry.zone,
+            customer_time=entry.zone.local_time(now),
+            contact=contact,
+            plan=entry.plan,
+            next_text=describe_next(entry.plan, entry.zone.primary_zone),
+            timeline=tuple(sorted(history, key=lambda a: a.at, reverse=True)),
+            phone_display=format_for_display(phone.e164) if phone and phone.e164 else "",
+        )
+
+    # Derivation, once per change
+
+    def _derive(self, lead: Lead, history: list[Activity], now: datetime) -> _Entry:
+        rules = self._rules
+        zone = resolve_zones(lead, rules.zip_table, fallback_zone=self._dealership.time_zone)
+        score = score_lead(rules.scoring, lead, self._dealership, history)
+        cadence_plan = plan(
+            rules.cadences.values(),
+            lead,
+            history,
+            now,
+            zone=zone.primary_zone,
+            legal_window=self._legal_window(zone),
+        )
+        item = self._work_item(lead, history, score, cadence_plan, now)
+        phones = " ".join(f"{p.raw} {p.e164 or ''}" for p in lead.phones)
+        vehicle = lead.vehicle.description if lead.vehicle else ""
+        haystack = f"{lead.person.full_name} {phones} {vehicle}".lower()
+        return _Entry(lead, history, score, zone, cadence_plan, item, haystack)
+
+    def _legal_window(self, zone: ZoneResolution) -> LegalWindow:
+        """One cached legal-window function per distinct zone set (most leads share a few)."""
+        window = self._legal_windows.get(zone)
+        if window is None:
+            window = functools.lru_cache(maxsize=4096)(
+                legal_window_fn(self._rules.calling_rules, zone)
+            )
+            self._legal_windows[zone] = window
+        return window
+
+    def _work_item(
+        self,
+        lead: Lead,
+        history: list[Activity],
+        score: LeadScore,
+        cadence_plan: CadencePlan,
+        now: datetime,
+    ) -> WorkItem | None:
+        if lead.status in _CLOSED or lead.duplicate_of:
+            return None
+        if opted_out_since(lead, history, now) is not None:
+            return None
+        base = {
+            "lead_id": lead.id,
+            "score": score.score,
+            "tier": score.tier.value,
+            "grade": score.grade.value,
+            "name": lead.person.full_name,
+            "vehicle": lead.vehicle.description if lead.vehicle else "",
+            "source": lead.source.name,
+        }
+        reply = _unanswered_reply(history)
+        if reply is not None:
+            action = "Reply to text" if reply.kind is ActivityKind.TEXT else "Call back"
+            channel = Channel.TEXT if reply.kind is ActivityKind.TEXT else Channel.CALL
+            return WorkItem(
+                kind=WorkKind.CUSTOMER_REPLY,
+                due_at=reply.at + REPLY_RESPONSE_TIME,
+                action=action,
+                channel=channel,
+                detail=f"They wrote: “{reply.body[:80]}”" if reply.body else "",
+                **base,
+            )
+        if not any(a.is_outbound_touch and not a.automatic for a in history):
+            clocks = response_clocks(
+                lead, history, self._hours, self._rules.response_policy, now=now
+            )
+            reachable_by_phone = lead.primary_phone is not None
+            return WorkItem(
+                kind=WorkKind.NEW_LEAD,
+                due_at=clocks.due_at,
+                action="Call #1" if reachable_by_phone else "Email #1",
+                channel=Channel.CALL if reachable_by_phone else Channel.EMAIL,
+                detail="First call or personal text starts the relationship."
+                if reachable_by_phone
+                else "No working phone number: a personal email is the first touch.",
+                **base,
+            )
+        step = _next_agent_step(cadence_plan)
+        if step is None:
+            return None
+        kind = WorkKind.FOLLOW_UP
+        if step.step_index == -1:
+            kind = WorkKind.CALLBACK
+        elif cadence_plan.cadence_id == "appointment_set":
+            kind = WorkKind.APPOINTMENT
+        return WorkItem(
+            kind=kind,
+            due_at=step.late_since or step.due_at,
+            action=_action_text(step),
+            channel=_STEP_CHANNEL.get(step.channel),
+            detail=step.reason,
+            **base,
+        )
+
+
+def _action_text(step: PlannedStep) -> str:
+    names = {StepChannel.CALL: "Call", StepChannel.TEXT: "Text", StepChannel.EMAIL: "Email"}
+    name = names.get(step.channel, "Task")
+    return f"{name} #{step.attempt}" if step.attempt else name
+
+
+def _next_agent_step(cadence_plan: CadencePlan) -> PlannedStep | None:
+    """The next step a person performs (automatic steps are the server's job)."""
+    for step in cadence_plan.next_steps:
+        if not step.automatic:
+            return step
+    return None
+
+
+def _unanswered_reply(history: list[Activity]) -> Activity | None:
+    """The customer's last inbound text or call, when nothing outbound followed it."""
+    last_in: Activity | None = None
+    for activity in sorted(history, key=lambda a: a.at):
+        if activity.kind in (ActivityKind.TEXT, ActivityKind.CALL):
+            if activity.direction is Direction.INBOUND:
+                last_in = activity
+            elif activity.direction is Direction.OUTBOUND and not activity.automatic:
+                last_in = None
+    return last_in
