@@ -1,0 +1,727 @@
+"""Reading and syncing the local database. Everything returned is frozen: domain Leads and
+Activities decoded with app.domain.codec, or the small frozen dataclasses below — never ORM rows.
+
+Writes here are the sync side (pulled changes, full dataset refreshes, cursor); agent actions go
+through the outbox (outbox.py) so each is queued for the server in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.domain.activities import Activity, in_order
+from app.domain.codec import activity_from_dict, activity_to_dict, lead_from_dict, lead_to_dict
+from app.domain.errors import DomainError
+from app.domain.leads import Lead
+from app.domain.phones import Phone, PhoneKind, TimeOfDay
+from app.store.errors import StoreBugError
+from app.store.models import (
+    ActivityRow,
+    AgentRow,
+    ConflictRow,
+    ContactBlockRow,
+    DatasetRow,
+    LeadRow,
+    OutboxRow,
+    SyncStateRow,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from app.store.db import LocalStore
+
+OPEN_OUTBOX_STATES = ("pending", "sending", "failed")
+
+
+class BlockKind(StrEnum):
+    OPT_OUT = "opt_out"
+    DNC = "dnc"
+
+
+class Dataset(StrEnum):
+    """Cached datasets with a "fresh as of" time (any other name works too)."""
+
+    LEADS = "leads"
+    OPT_OUTS = "opt_outs"
+    DNC = "dnc"
+    RULES = "rules"
+    TEMPLATES = "templates"
+    SCRIPTS = "scripts"
+    CADENCES = "cadences"
+    DISPOSITIONS = "dispositions"
+    AGENTS = "agents"
+
+
+_BLOCK_DATASET = {BlockKind.OPT_OUT: Dataset.OPT_OUTS, BlockKind.DNC: Dataset.DNC}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLead:
+    """A lead with the server-computed queue columns."""
+
+    lead: Lead
+    score: int | None
+    tier: str | None
+    grade: str | None
+    due_at: datetime | None
+    removed_reason: str | None  # set while a lead taken from this agent waits on its outbox
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContactBlock:
+    address: str  # E.164 phone or lower-case e-mail
+    kind: BlockKind
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SyncState:
+    cursor: str | None
+    last_success_at: datetime | None
+    server_offset_s: float  # server clock minus this PC's clock
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    id: str
+    name: str
+    role: str
+    state: str
+    reason: str | None = None
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A refused lead edit: `mine` and `theirs` are the field's wire values (read-only)."""
+
+    id: int
+    lead_id: str
+    field: str
+    mine: Any
+    theirs: Any
+    server_version: int
+    changed_by: str
+    created_at: datetime
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedChanges:
+    """What a pull changed, for the UI to refresh and to show notices."""
+
+    leads: tuple[str, ...] = ()
+    activities: tuple[str, ...] = ()
+    removed: tuple[tuple[str, str], ...] = ()  # (lead_id, reason)
+    blocks: tuple[str, ...] = ()  # addresses newly opted out or put on do-not-call
+    ignored: int = 0  # changes of entities this version does not know
+
+
+def freeze(value: Any) -> Any:
+    """JSON data made read-only: objects become mapping proxies, arrays tuples."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def _parse_when(value: Any, field: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ChangeFeedError(f"{field}: {value!r} is not an ISO 8601 date-time") from None
+    else:
+        raise ChangeFeedError(f"{field}: must be an ISO 8601 date-time string")
+    if parsed.tzinfo is None:
+        raise ChangeFeedError(f"{field}: must include a time zone offset")
+    return parsed
+
+
+class ChangeFeedError(StoreBugError):
+    """A pulled change this program cannot read; nothing of the batch was applied."""
+
+
+def _stored_phone(data: Any) -> Phone:
+    return Phone(
+        raw=data["raw"],
+        e164=data["e164"],
+        kind=PhoneKind(data["kind"]),
+        preferred_time=TimeOfDay(data["preferred_time"]) if data["preferred_time"] else None,
+        preferred=bool(data["preferred"]),
+    )
+
+
+def lead_of(row: LeadRow) -> Lead:
+    """The stored lead. Its phones are taken as stored: this store wrote them from a decoded
+    Lead, so their E.164 form is already this program's; re-parsing every number would double
+    the start-up time of a 50,000-lead queue."""
+    try:
+        phones = tuple(_stored_phone(p) for p in row.data.get("phones") or ())
+        lead = lead_from_dict({**row.data, "phones": []})
+        return replace(lead, phones=phones) if phones else lead
+    except (DomainError, KeyError, TypeError, ValueError) as error:
+        raise StoreBugError(f"stored lead {row.id} cannot be read: {error}") from error
+
+
+def activity_of(row: ActivityRow) -> Activity:
+    try:
+        return activity_from_dict(row.data)
+    except DomainError as error:
+        raise StoreBugError(f"stored activity {row.id} cannot be read: {error}") from error
+
+
+def stored_lead_of(row: LeadRow) -> StoredLead:
+    return StoredLead(
+        lead=lead_of(row),
+        score=row.score,
+        tier=row.tier,
+        grade=row.grade,
+        due_at=row.due_at,
+        removed_reason=row.removed_reason,
+        updated_at=row.updated_at,
+    )
+
+
+def _conflict_of(row: ConflictRow) -> Conflict:
+    return Conflict(
+        id=row.id,
+        lead_id=row.lead_id,
+        field=row.field,
+        mine=freeze(row.mine),
+        theirs=freeze(row.theirs),
+        server_version=row.server_version,
+        changed_by=row.changed_by,
+        created_at=row.created_at,
+        resolved_at=row.resolved_at,
+        resolution=row.resolution,
+    )
+
+
+def _sync_row(session: Session) -> SyncStateRow:
+    row = session.get(SyncStateRow, 1)
+    if row is None:
+        row = SyncStateRow(id=1, cursor=None, server_offset_s=0.0)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def _set_freshness(session: Session, dataset: str, at: datetime) -> None:
+    row = session.get(DatasetRow, dataset)
+    if row is None:
+        session.add(DatasetRow(name=dataset, fresh_as_of=at))
+    else:
+        row.fresh_as_of = at
+
+
+def purge_if_settled(session: Session, lead_id: str) -> bool:
+    """Delete a removed lead (and its local activities) once none of its outbox items is open."""
+    row = session.get(LeadRow, lead_id)
+    if row is None or row.removed_reason is None:
+        return False
+    open_items = session.scalar(
+        select(func.count())
+        .select_from(OutboxRow)
+        .where(OutboxRow.lead_id == lead_id, OutboxRow.state.in_(OPEN_OUTBOX_STATES))
+    )
+    if open_items:
+        return False
+    session.execute(delete(ActivityRow).where(ActivityRow.lead_id == lead_id))
+    session.delete(row)
+    return True
+
+
+class Repository:
+    def __init__(self, store: LocalStore) -> None:
+        self._store = store
+
+    # Leads and history
+
+    def get_lead(self, lead_id: str) -> Lead | None:
+        with self._store.read("reading a lead") as session:
+            row = session.get(LeadRow, lead_id)
+            return None if row is None else lead_of(row)
+
+    def stored_lead(self, lead_id: str) -> StoredLead | None:
+        with self._store.read("reading a lead") as session:
+            row = session.get(LeadRow, lead_id)
+            return None if row is None else stored_lead_of(row)
+
+    def leads_for_agent(self, agent_id: str) -> list[Lead]:
+        """The agent's own leads and the unassigned pool (leads taken away are left out)."""
+        with self._store.read("reading the queue") as session:
+            rows = session.scalars(self._queue_query(agent_id).order_by(LeadRow.id))
+            return [lead_of(row) for row in rows]
+
+    def history(self, lead_id: str) -> list[Activity]:
+        """The lead's activities, oldest first."""
+        with self._store.read("reading a lead's history") as session:
+            rows = session.scalars(
+                select(ActivityRow).where(ActivityRow.lead_id == lead_id).order_by(ActivityRow.at)
+            )
+            return in_order(activity_of(row) for row in rows)
+
+    def all_leads_with_history(
+        self, agent_id: str | None = None
+    ) -> list[tuple[Lead, list[Activity]]]:
+        """Every lead in the queue with its history (the shape WorkQueue.load takes).
+
+        With `agent_id`, only that agent's leads and the unassigned pool. Two queries, not one
+        per lead: this runs at start-up over tens of thousands of leads.
+        """
+        with self._store.read("reading the queue") as session:
+            lead_rows = list(session.scalars(self._queue_query(agent_id).order_by(LeadRow.id)))
+            histories: dict[str, list[Activity]] = defaultdict(list)
+            wanted = {row.id for row in lead_rows}
+            for row in session.scalars(select(ActivityRow).order_by(ActivityRow.at)):
+                if row.lead_id in wanted:
+                    histories[row.lead_id].append(activity_of(row))
+            return [(lead_of(row), in_order(histories.get(row.id, ()))) for row in lead_rows]
+
+    @staticmethod
+    def _queue_query(agent_id: str | None) -> Any:
+        query = select(LeadRow).where(LeadRow.removed_reason.is_(None))
+        if agent_id is not None:
+            query = query.where(
+                or_(LeadRow.assigned_agent_id == agent_id, LeadRow.assigned_agent_id.is_(None))
+            )
+        return query
+
+    def lead_count(self) -> int:
+        with self._store.read("counting leads") as session:
+            return int(session.scalar(select(func.count()).select_from(LeadRow)) or 0)
+
+    # Opt-outs and do-not-call
+
+    def blocked(self, kind: BlockKind) -> frozenset[str]:
+        with self._store.read("reading the opt-out and do-not-call lists") as session:
+            rows = session.scalars(
+                select(ContactBlockRow.address).where(ContactBlockRow.kind == kind)
+            )
+            return frozenset(rows)
+
+    def opt_outs(self) -> frozenset[str]:
+        return self.blocked(BlockKind.OPT_OUT)
+
+    def dnc(self) -> frozenset[str]:
+        return self.blocked(BlockKind.DNC)
+
+    def contact_blocks(self, kind: BlockKind | None = None) -> list[ContactBlock]:
+        with self._store.read("reading the opt-out and do-not-call lists") as session:
+            query = select(ContactBlockRow).order_by(ContactBlockRow.kind, ContactBlockRow.address)
+            if kind is not None:
+                query = query.where(ContactBlockRow.kind == kind)
+            return [
+                ContactBlock(row.address, BlockKind(row.kind), row.at)
+                for row in session.scalars(query)
+            ]
+
+    def replace_contact_blocks(
+        self, kind: BlockKind, entries: Iterable[tuple[str, datetime]], fresh_as_of: datetime
+    ) -> None:
+        """A full download of one list: replaces the local copy and marks it fresh, together."""
+        with self._store.write("saving the opt-out and do-not-call list") as session:
+            session.execute(delete(ContactBlockRow).where(ContactBlockRow.kind == kind))
+            seen: set[str] = set()
+            for address, at in entries:
+                if address not in seen:
+                    seen.add(address)
+                    session.add(ContactBlockRow(address=address, kind=kind.value, at=at))
+            _set_freshness(session, _BLOCK_DATASET[kind], fresh_as_of)
+
+    # Freshness, cursor, sync state
+
+    def freshness(self, dataset: str) -> datetime | None:
+        """When `dataset` was last known to match the server (None: never downloaded)."""
+        with self._store.read("reading data freshness") as session:
+            row = session.get(DatasetRow, dataset)
+            return None if row is None else row.fresh_as_of
+
+    def set_freshness(self, dataset: str, at: datetime) -> None:
+        with self._store.write("saving data freshness") as session:
+            _set_freshness(session, dataset, at)
+
+    def cursor(self) -> str | None:
+        return self.sync_state().cursor
+
+    def set_cursor(self, cursor: str | None) -> None:
+        with self._store.write("saving the sync cursor") as session:
+            _sync_row(session).cursor = cursor
+
+    def sync_state(self) -> SyncState:
+        with self._store.read("reading the sync state") as session:
+            row = session.get(SyncStateRow, 1)
+            if row is None:
+                return SyncState(None, None, 0.0, None)
+            return SyncState(row.cursor, row.last_success_at, row.server_offset_s, row.last_error)
+
+    def record_sync_success(self, at: datetime, server_offset_s: float | None = None) -> None:
+        with self._store.write("saving the sync state") as session:
+            row = _sync_row(session)
+            row.last_success_at = at
+            row.last_error = None
+            if server_offset_s is not None:
+                row.server_offset_s = server_offset_s
+
+    def record_sync_failure(self, error: str) -> None:
+        with self._store.write("saving the sync state") as session:
+            _sync_row(session).last_error = error
+
+    # Agents (managers)
+
+    def agents(self) -> list[AgentInfo]:
+        with self._store.read("reading agents") as session:
+            rows = session.scalars(select(AgentRow).order_by(AgentRow.name, AgentRow.id))
+            return [AgentInfo(r.id, r.name, r.role, r.state, r.reason, r.since) for r in rows]
+
+    def replace_agents(self, agents: Iterable[AgentInfo], fresh_as_of: datetime) -> None:
+        with self._store.write("saving agents") as session:
+            session.execute(delete(AgentRow))
+            for agent in {a.id: a for a in agents}.values():
+                session.add(
+                    AgentRow(
+                        id=agent.id,
+                        name=agent.name,
+                        role=agent.role,
+                        state=agent.state,
+                        reason=agent.reason,
+                        since=agent.since,
+                    )
+                )
+            _set_freshness(session, Dataset.AGENTS, fresh_as_of)
+
+    # Conflicts
+
+    def add_conflict(
+        self,
+        lead_id: str,
+        field: str,
+        *,
+        mine: Any,
+        theirs: Any,
+        server_version: int,
+        changed_by: str,
+    ) -> Conflict:
+        with self._store.write("saving an edit conflict") as session:
+            if session.get(LeadRow, lead_id) is None:
+                raise StoreBugError(f"conflict on lead {lead_id}, which is not in the local store")
+            row = ConflictRow(
+                lead_id=lead_id,
+                field=field,
+                mine=mine,
+                theirs=theirs,
+                server_version=server_version,
+                changed_by=changed_by,
+            )
+            session.add(row)
+            session.flush()
+            return _conflict_of(row)
+
+    def conflicts(self, lead_id: str | None = None) -> list[Conflict]:
+        """Unresolved conflicts, oldest first."""
+        with self._store.read("reading edit conflicts") as session:
+            query = select(ConflictRow).where(ConflictRow.resolved_at.is_(None))
+            if lead_id is not None:
+                query = query.where(ConflictRow.lead_id == lead_id)
+            return [_conflict_of(row) for row in session.scalars(query.order_by(ConflictRow.id))]
+
+    def resolve_conflict(
+        self, conflict_id: int, choice: str, *, at: datetime | None = None
+    ) -> Conflict:
+        """Record the agent's choice: "theirs" (the lead already holds it) or "mine" (the caller
+        then re-sends the edit on the server's version with Outbox.record_lead_edit)."""
+        if choice not in ("mine", "theirs"):
+            raise ValueError(f"choice must be 'mine' or 'theirs', not {choice!r}")
+        with self._store.write("resolving an edit conflict") as session:
+            row = session.get(ConflictRow, conflict_id)
+            if row is None:
+                raise StoreBugError(f"no edit conflict {conflict_id}")
+            if row.resolved_at is None:
+                row.resolved_at = at or utcnow()
+                row.resolution = choice
+            return _conflict_of(row)
+
+    # Pulled changes
+
+    def apply_changes(
+        self,
+        changes: Sequence[Mapping[str, Any]],
+        new_cursor: str,
+        *,
+        fresh_as_of: datetime | None = None,
+    ) -> AppliedChanges:
+        """Apply one page of `GET /v1/changes` and move the cursor, in ONE transaction.
+
+        Each change is {"entity": ..., "data": {...}} as the server's change feed sends it.
+        Entities this version does not know are skipped (a newer server may add some). A change
+        it cannot read raises ChangeFeedError and applies nothing, the cursor included.
+        """
+        applied = _Applied()
+        with self._store.write("saving changes from the server") as session:
+            applied.prefetch(session, changes)
+            for position, change in enumerate(changes):
+                if not isinstance(change, Mapping):
+                    raise ChangeFeedError(f"change #{position}: must be an object")
+                entity = change.get("entity")
+                data = change.get("data")
+                handler = _HANDLERS.get(entity) if isinstance(entity, str) else None
+                if handler is None:
+                    applied.ignored += 1
+                    continue
+                if not isinstance(data, Mapping):
+                    raise ChangeFeedError(f"change #{position} ({entity}): data must be an object")
+                try:
+                    handler(session, data, applied)
+                except DomainError as error:
+                    seq = change.get("seq", f"#{position}")
+                    raise ChangeFeedError(
+                        f"change {seq} ({entity}) cannot be read: {error}"
+                    ) from error
+            _sync_row(session).cursor = new_cursor
+            if fresh_as_of is not None:
+                _set_freshness(session, Dataset.LEADS, fresh_as_of)
+        return applied.result()
+
+    def apply_snapshot(
+        self,
+        leads: Sequence[Mapping[str, Any]],
+        new_cursor: str,
+        *,
+        fresh_as_of: datetime | None = None,
+        reason: str = "no longer in your queue",
+    ) -> AppliedChanges:
+        """A full resync (after 410 Gone): `leads` are "lead" change payloads for every lead the
+        server says is ours now. Local leads missing from it leave the queue like "lead_removed"
+        ones (their pending work still lands). Applied together with the new cursor."""
+        applied = _Applied()
+        with self._store.write("saving a full resync") as session:
+            applied.prefetch(session, [{"entity": "lead", "data": data} for data in leads])
+            for position, data in enumerate(leads):
+                if not isinstance(data, Mapping):
+                    raise ChangeFeedError(f"lead #{position}: must be an object")
+                try:
+                    _apply_lead(session, data, applied)
+                except DomainError as error:
+                    raise ChangeFeedError(f"lead #{position} cannot be read: {error}") from error
+            present = set(applied.leads)
+            for lead_id in session.scalars(
+                select(LeadRow.id).where(LeadRow.removed_reason.is_(None))
+            ).all():
+                if lead_id not in present:
+                    _remove_lead(session, lead_id, reason, applied)
+            _sync_row(session).cursor = new_cursor
+            if fresh_as_of is not None:
+                _set_freshness(session, Dataset.LEADS, fresh_as_of)
+        return applied.result()
+
+
+class _Applied:
+    """What a batch changed, and the rows it touches (looked up once, not per change)."""
+
+    def __init__(self) -> None:
+        self.lead_rows: dict[str, LeadRow | None] = {}
+        self.activity_rows: dict[str, ActivityRow | None] = {}
+        self.leads: list[str] = []
+        self.activities: list[str] = []
+        self.removed: list[tuple[str, str]] = []
+        self.blocks: list[str] = []
+        self.ignored = 0
+
+    def prefetch(self, session: Session, changes: Sequence[Any]) -> None:
+        lead_ids: set[str] = set()
+        activity_ids: set[str] = set()
+        for change in changes:
+            data = change.get("data") if isinstance(change, Mapping) else None
+            if not isinstance(data, Mapping):
+                continue
+            entity = change.get("entity")
+            lead = data.get("lead")
+            if entity == "lead" and isinstance(lead, Mapping) and isinstance(lead.get("id"), str):
+                lead_ids.add(lead["id"])
+            elif entity == "lead_removed" and isinstance(data.get("lead_id"), str):
+                lead_ids.add(data["lead_id"])
+            elif entity == "activity" and isinstance(data.get("id"), str):
+                activity_ids.add(data["id"])
+        for chunk in _chunks(sorted(lead_ids)):
+            self.lead_rows.update(dict.fromkeys(chunk))
+            for row in session.scalars(select(LeadRow).where(LeadRow.id.in_(chunk))):
+                self.lead_rows[row.id] = row
+        for chunk in _chunks(sorted(activity_ids)):
+            self.activity_rows.update(dict.fromkeys(chunk))
+            for activity in session.scalars(select(ActivityRow).where(ActivityRow.id.in_(chunk))):
+                self.activity_rows[activity.id] = activity
+
+    def lead_row(self, session: Session, lead_id: str) -> LeadRow | None:
+        if lead_id not in self.lead_rows:
+            self.lead_rows[lead_id] = session.get(LeadRow, lead_id)
+        return self.lead_rows[lead_id]
+
+    def activity_row(self, session: Session, activity_id: str) -> ActivityRow | None:
+        if activity_id not in self.activity_rows:
+            self.activity_rows[activity_id] = session.get(ActivityRow, activity_id)
+        return self.activity_rows[activity_id]
+
+    def forget_lead(self, lead_id: str) -> None:
+        """The lead and its activities were deleted: later changes must not reuse their rows."""
+        self.lead_rows[lead_id] = None
+        for activity_id, row in list(self.activity_rows.items()):
+            if row is not None and row.lead_id == lead_id:
+                self.activity_rows[activity_id] = None
+
+    def result(self) -> AppliedChanges:
+        return AppliedChanges(
+            tuple(dict.fromkeys(self.leads)),
+            tuple(dict.fromkeys(self.activities)),
+            tuple(self.removed),
+            tuple(dict.fromkeys(self.blocks)),
+            self.ignored,
+        )
+
+
+def _chunks(ids: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _int_or_none(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ChangeFeedError(f"{key}: must be an integer")
+    return value
+
+
+def _text_or_none(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ChangeFeedError(f"{key}: must be a string")
+    return value
+
+
+def _apply_lead(session: Session, data: Mapping[str, Any], applied: _Applied) -> None:
+    lead = lead_from_dict(data.get("lead"))
+    version = _int_or_none(data, "version")
+    version = lead.version if version is None else version
+    row = applied.lead_row(session, lead.id)
+    if row is not None and row.version > version:
+        return  # an older copy arriving late; the newer one is already here
+    values: dict[str, Any] = {
+        "version": version,
+        "assigned_agent_id": lead.assigned_agent_id,
+        "data": lead_to_dict(lead),
+        "score": _int_or_none(data, "score"),
+        "tier": _text_or_none(data, "tier"),
+        "grade": _text_or_none(data, "grade"),
+        "due_at": _parse_when(data.get("due_at"), "due_at"),
+        "removed_reason": None,
+        "updated_at": utcnow(),
+    }
+    if row is None:
+        row = LeadRow(id=lead.id, **values)
+        session.add(row)
+        applied.lead_rows[lead.id] = row
+    else:
+        for key, value in values.items():
+            setattr(row, key, value)
+    applied.leads.append(lead.id)
+
+
+def _apply_activity(session: Session, data: Mapping[str, Any], applied: _Applied) -> None:
+    activity = activity_from_dict(data)
+    row = applied.activity_row(session, activity.id)
+    if row is None:
+        row = ActivityRow(
+            id=activity.id,
+            lead_id=activity.lead_id,
+            at=activity.at,
+            data=activity_to_dict(activity),
+            pending=False,
+        )
+        session.add(row)
+        applied.activity_rows[activity.id] = row
+    else:
+        # The server's copy confirms (and is the truth for) one this PC recorded.
+        row.data = activity_to_dict(activity)
+        row.at = activity.at
+        row.pending = False
+    applied.activities.append(activity.id)
+
+
+def _remove_lead(session: Session, lead_id: str, reason: str, applied: _Applied) -> None:
+    row = applied.lead_row(session, lead_id)
+    if row is None:
+        return
+    row.removed_reason = reason or "removed"
+    session.flush()
+    if purge_if_settled(session, lead_id):
+        applied.forget_lead(lead_id)
+    applied.removed.append((lead_id, row.removed_reason))
+
+
+def _apply_lead_removed(session: Session, data: Mapping[str, Any], applied: _Applied) -> None:
+    lead_id = _text_or_none(data, "lead_id")
+    if not lead_id:
+        raise ChangeFeedError("lead_removed: lead_id is required")
+    _remove_lead(session, lead_id, _text_or_none(data, "reason") or "removed", applied)
+
+
+def _block_applier(kind: BlockKind) -> Any:
+    def apply(session: Session, data: Mapping[str, Any], applied: _Applied) -> None:
+        address = _text_or_none(data, "address")
+        if not address:
+            raise ChangeFeedError(f"{kind.value}: address is required")
+        at = _parse_when(data.get("at"), "at") or utcnow()
+        row = session.get(ContactBlockRow, (address, kind.value))
+        if data.get("removed") is True:
+            # e.g. the customer texted START: the server lifted the opt-out.
+            if row is not None:
+                session.delete(row)
+            return
+        if row is None:
+            session.add(ContactBlockRow(address=address, kind=kind.value, at=at))
+            applied.blocks.append(address)
+        session.flush()
+
+    return apply
+
+
+def _apply_presence(session: Session, data: Mapping[str, Any], applied: _Applied) -> None:
+    user_id = _text_or_none(data, "user_id")
+    state = _text_or_none(data, "state")
+    if not user_id or not state:
+        raise ChangeFeedError("presence: user_id and state are required")
+    row = session.get(AgentRow, user_id)
+    if row is None:
+        return  # not an agent this PC lists (an agent's own PC keeps no floor)
+    row.state = state
+    row.reason = _text_or_none(data, "reason")
+    row.since = _parse_when(data.get("since"), "since")
+
+
+_HANDLERS = {
+    "lead": _apply_lead,
+    "activity": _apply_activity,
+    "lead_removed": _apply_lead_removed,
+    "opt_out": _block_applier(BlockKind.OPT_OUT),
+    "dnc": _block_applier(BlockKind.DNC),
+    "presence": _apply_presence,
+}

@@ -1,0 +1,359 @@
+"""Repository: frozen objects out, pulled changes applied atomically with the cursor."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from app.domain.activities import Activity
+from app.domain.codec import lead_to_dict
+from app.domain.leads import Lead
+from app.store import (
+    AgentInfo,
+    BlockKind,
+    ChangeFeedError,
+    Dataset,
+    LocalStore,
+    StoreBugError,
+)
+from tests.app.store.factories import (
+    T0,
+    activity_change,
+    lead_change,
+    make_call,
+    make_disposition,
+    make_lead,
+    removed_change,
+)
+
+
+def _seed(store: LocalStore, *leads: Lead, cursor: str = "1") -> None:
+    store.repository.apply_changes([lead_change(lead) for lead in leads], cursor)
+
+
+# Frozen objects out
+
+
+def test_leads_and_activities_come_out_as_frozen_domain_objects(store: LocalStore) -> None:
+    lead = make_lead()
+    call = make_call()
+    store.repository.apply_changes([lead_change(lead), activity_change(call)], "2")
+
+    got = store.repository.get_lead("lead-1")
+    assert got == lead
+    assert isinstance(got, Lead)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.comments = "changed"  # type: ignore[misc]
+
+    history = store.repository.history("lead-1")
+    assert history == [call]
+    assert isinstance(history[0], Activity)
+
+    stored = store.repository.stored_lead("lead-1")
+    assert stored is not None
+    assert (stored.score, stored.tier, stored.grade, stored.removed_reason) == (
+        80,
+        "hot",
+        "A",
+        None,
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stored.score = 1  # type: ignore[misc]
+    assert store.repository.get_lead("nope") is None
+
+
+def test_queue_holds_own_and_unassigned_leads_with_history_in_order(store: LocalStore) -> None:
+    mine = make_lead("lead-1", agent="agent-ann")
+    pool = make_lead("lead-2", agent=None, first="Pat")
+    theirs = make_lead("lead-3", agent="agent-bob", first="Sam")
+    late, early = make_call("lead-1", minutes=9), make_disposition("lead-1", minutes=3)
+    store.repository.apply_changes(
+        [
+            lead_change(mine),
+            lead_change(pool),
+            lead_change(theirs),
+            activity_change(late),
+            activity_change(early),
+            activity_change(make_call("lead-3")),
+        ],
+        "6",
+    )
+    assert [lead.id for lead in store.repository.leads_for_agent("agent-ann")] == [
+        "lead-1",
+        "lead-2",
+    ]
+    queue = store.repository.all_leads_with_history("agent-ann")
+    assert [(lead.id, [a.id for a in history]) for lead, history in queue] == [
+        ("lead-1", [early.id, late.id]),
+        ("lead-2", []),
+    ]
+    everyone = store.repository.all_leads_with_history()
+    assert [lead.id for lead, _ in everyone] == ["lead-1", "lead-2", "lead-3"]
+    assert store.repository.lead_count() == 3
+
+
+# Pulled changes
+
+
+def test_apply_changes_moves_the_cursor_with_the_data(store: LocalStore) -> None:
+    due = T0 + timedelta(minutes=5)
+    applied = store.repository.apply_changes(
+        [lead_change(make_lead(), due_at=due), {"entity": "weather", "data": {"sunny": True}}],
+        "17",
+        fresh_as_of=T0,
+    )
+    assert applied.leads == ("lead-1",)
+    assert applied.ignored == 1  # an entity from a newer server: skipped, not an error
+    assert store.repository.cursor() == "17"
+    assert store.repository.freshness(Dataset.LEADS) == T0
+    stored = store.repository.stored_lead("lead-1")
+    assert stored is not None and stored.due_at == due
+
+
+def test_a_bad_change_applies_nothing_of_the_batch_and_keeps_the_cursor(
+    store: LocalStore,
+) -> None:
+    _seed(store, make_lead("lead-1"), cursor="10")
+    broken = lead_change(make_lead("lead-9"))
+    broken["data"]["lead"]["favourite_colour"] = "teal"
+    broken["seq"] = 12
+    with pytest.raises(ChangeFeedError, match=r"change 12 \(lead\).*favourite_colour"):
+        store.repository.apply_changes(
+            [lead_change(make_lead("lead-2")), activity_change(make_call()), broken], "12"
+        )
+    assert store.repository.cursor() == "10"
+    assert store.repository.get_lead("lead-2") is None
+    assert store.repository.history("lead-1") == []
+
+
+def test_an_older_copy_of_a_lead_does_not_overwrite_a_newer_one(store: LocalStore) -> None:
+    _seed(store, make_lead(version=3, comments="v3"))
+    store.repository.apply_changes([lead_change(make_lead(version=2, comments="v2"))], "2")
+    lead = store.repository.get_lead("lead-1")
+    assert lead is not None and lead.comments == "v3"
+    store.repository.apply_changes([lead_change(make_lead(version=4, comments="v4"))], "3")
+    lead = store.repository.get_lead("lead-1")
+    assert lead is not None and lead.comments == "v4"
+
+
+def test_the_servers_copy_confirms_a_pending_activity(store: LocalStore) -> None:
+    _seed(store, make_lead())
+    call = make_call()
+    store.outbox.record_activity(call)
+    assert _pending_flags(store) == {call.id: True}
+    store.repository.apply_changes([activity_change(call)], "2")
+    assert _pending_flags(store) == {call.id: False}
+    assert store.repository.history("lead-1") == [call]  # once, not twice
+
+
+def _pending_flags(store: LocalStore) -> dict[str, bool]:
+    from app.store.models import ActivityRow
+
+    with store.read("test") as session:
+        return {row.id: row.pending for row in session.query(ActivityRow)}
+
+
+def test_a_removed_lead_leaves_the_queue_at_once_when_nothing_is_pending(
+    store: LocalStore,
+) -> None:
+    _seed(store, make_lead())
+    store.repository.apply_changes([activity_change(make_call())], "2")
+    applied = store.repository.apply_changes([removed_change("lead-1")], "3")
+    assert applied.removed == (("lead-1", "reassigned"),)
+    assert store.repository.get_lead("lead-1") is None
+    assert store.repository.history("lead-1") == []
+
+
+def test_a_removed_lead_keeps_its_activities_until_their_outbox_items_are_done(
+    store: LocalStore,
+) -> None:
+    _seed(store, make_lead())
+    call = make_call()
+    item = store.outbox.record_activity(call)
+    store.repository.apply_changes([removed_change("lead-1")], "2")
+
+    assert store.repository.leads_for_agent("agent-ann") == []
+    stored = store.repository.stored_lead("lead-1")
+    assert stored is not None and stored.removed_reason == "reassigned"
+    assert store.repository.history("lead-1") == [call]
+
+    store.outbox.mark_sending(item.id)
+    store.outbox.mark_done(item.id, {"status": 201})
+    assert store.repository.stored_lead("lead-1") is None
+    assert store.repository.history("lead-1") == []
+
+
+def test_a_lead_given_back_returns_to_the_queue(store: LocalStore) -> None:
+    _seed(store, make_lead())
+    store.outbox.record_activity(make_call())
+    store.repository.apply_changes([removed_change("lead-1")], "2")
+    store.repository.apply_changes([lead_change(make_lead(version=3))], "3")
+    assert [lead.id for lead in store.repository.leads_for_agent("agent-ann")] == ["lead-1"]
+
+
+def test_opt_outs_and_dnc_from_the_server_always_win(store: LocalStore) -> None:
+    _seed(store, make_lead())
+    # The agent's local copy still shows the customer as callable ...
+    store.outbox.record_activity(make_call(), lead_update=make_lead(comments="call back"))
+    # ... the server says otherwise: its opt-out and lead state replace the local ones.
+    opted = make_lead(version=2, do_not_call=True, opted_out_at=T0)
+    applied = store.repository.apply_changes(
+        [
+            {"entity": "opt_out", "data": {"address": "+13125550199", "at": T0.isoformat()}},
+            {"entity": "dnc", "data": {"address": "zebediah@example.org"}},
+            lead_change(opted),
+        ],
+        "4",
+    )
+    assert applied.blocks == ("+13125550199", "zebediah@example.org")
+    assert store.repository.opt_outs() == frozenset({"+13125550199"})
+    assert store.repository.dnc() == frozenset({"zebediah@example.org"})
+    assert store.repository.get_lead("lead-1") == opted
+
+    store.repository.apply_changes(
+        [{"entity": "opt_out", "data": {"address": "+13125550199", "removed": True}}], "5"
+    )
+    assert store.repository.opt_outs() == frozenset()
+
+
+def test_full_resync_replaces_the_queue_and_keeps_pending_work(store: LocalStore) -> None:
+    _seed(store, make_lead("lead-1"), make_lead("lead-2"), make_lead("lead-3"))
+    store.outbox.record_activity(make_call("lead-2"))
+    snapshot = [
+        lead_change(make_lead("lead-1", version=5))["data"],
+        lead_change(make_lead("lead-4"))["data"],
+    ]
+    applied = store.repository.apply_snapshot(snapshot, "900")
+    assert set(applied.leads) == {"lead-1", "lead-4"}
+    assert {lead_id for lead_id, _ in applied.removed} == {"lead-2", "lead-3"}
+    assert [lead.id for lead in store.repository.leads_for_agent("agent-ann")] == [
+        "lead-1",
+        "lead-4",
+    ]
+    assert store.repository.stored_lead("lead-2") is not None  # its call is still to send
+    assert store.repository.stored_lead("lead-3") is None
+    assert store.repository.cursor() == "900"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"entity": "lead_removed", "data": {"reason": "x"}}, "lead_id is required"),
+        ({"entity": "lead", "data": "oops"}, "data must be an object"),
+        ({"entity": "opt_out", "data": {"address": 5}}, "address: must be a string"),
+        ("not a change", "must be an object"),
+        (
+            {"entity": "lead", "data": {**lead_change(make_lead())["data"], "due_at": "soon"}},
+            "due_at: 'soon' is not an ISO 8601",
+        ),
+    ],
+)
+def test_malformed_changes_are_refused_with_the_field_named(
+    store: LocalStore, change: Any, message: str
+) -> None:
+    with pytest.raises(ChangeFeedError, match=message):
+        store.repository.apply_changes([change], "2")
+    assert store.repository.cursor() is None
+
+
+# Datasets, sync state, agents, conflicts
+
+
+def test_contact_block_lists_are_replaced_whole_and_marked_fresh(store: LocalStore) -> None:
+    store.repository.replace_contact_blocks(
+        BlockKind.DNC, [("+13125550100", T0), ("+13125550101", T0)], T0
+    )
+    later = T0 + timedelta(hours=1)
+    store.repository.replace_contact_blocks(BlockKind.DNC, [("+13125550102", later)], later)
+    assert store.repository.dnc() == frozenset({"+13125550102"})
+    assert store.repository.freshness(Dataset.DNC) == later
+    assert store.repository.freshness(Dataset.OPT_OUTS) is None
+    blocks = store.repository.contact_blocks()
+    assert [(b.address, b.kind, b.at) for b in blocks] == [("+13125550102", BlockKind.DNC, later)]
+
+
+def test_sync_state_round_trips(store: LocalStore) -> None:
+    assert store.repository.sync_state().cursor is None
+    store.repository.set_cursor("55")
+    store.repository.record_sync_failure("server unreachable")
+    state = store.repository.sync_state()
+    assert (state.cursor, state.last_error, state.last_success_at) == (
+        "55",
+        "server unreachable",
+        None,
+    )
+    store.repository.record_sync_success(T0, server_offset_s=-42.5)
+    state = store.repository.sync_state()
+    assert (state.last_error, state.last_success_at, state.server_offset_s) == (None, T0, -42.5)
+    store.repository.set_freshness("templates", T0)
+    assert store.repository.freshness("templates") == T0
+
+
+def test_agents_for_managers_follow_presence_changes(store: LocalStore) -> None:
+    store.repository.replace_agents(
+        [
+            AgentInfo("agent-bob", "Bob", "agent", "available"),
+            AgentInfo("agent-ann", "Ann", "agent", "offline"),
+        ],
+        T0,
+    )
+    store.repository.apply_changes(
+        [
+            {
+                "entity": "presence",
+                "data": {
+                    "user_id": "agent-bob",
+                    "state": "paused",
+                    "reason": "lunch",
+                    "since": T0.isoformat(),
+                },
+            },
+            {"entity": "presence", "data": {"user_id": "agent-zed", "state": "available"}},
+        ],
+        "3",
+    )
+    assert store.repository.agents() == [
+        AgentInfo("agent-ann", "Ann", "agent", "offline"),
+        AgentInfo("agent-bob", "Bob", "agent", "paused", "lunch", T0),
+    ]
+    assert store.repository.freshness(Dataset.AGENTS) == T0
+
+
+def test_conflicts_keep_both_values_until_the_agent_chooses(store: LocalStore) -> None:
+    _seed(store, make_lead())
+    conflict = store.repository.add_conflict(
+        "lead-1",
+        "person",
+        mine={"first_name": "Zeb"},
+        theirs={"first_name": "Zebediah"},
+        server_version=4,
+        changed_by="Bob",
+    )
+    assert [c.id for c in store.repository.conflicts("lead-1")] == [conflict.id]
+    assert conflict.mine["first_name"] == "Zeb"
+    with pytest.raises(TypeError):
+        conflict.mine["first_name"] = "X"  # read-only all the way down
+    resolved = store.repository.resolve_conflict(conflict.id, "mine", at=T0)
+    assert (resolved.resolution, resolved.resolved_at) == ("mine", T0)
+    assert store.repository.conflicts() == []
+    with pytest.raises(ValueError, match="'mine' or 'theirs'"):
+        store.repository.resolve_conflict(conflict.id, "both")
+    with pytest.raises(StoreBugError, match="not in the local store"):
+        store.repository.add_conflict(
+            "lead-404", "comments", mine="a", theirs="b", server_version=1, changed_by="x"
+        )
+
+
+def test_stored_lead_data_is_the_codec_form(store: LocalStore) -> None:
+    lead = make_lead()
+    _seed(store, lead)
+    from app.store.models import LeadRow
+
+    with store.read("test") as session:
+        row = session.get(LeadRow, "lead-1")
+        assert row is not None
+        assert row.data == lead_to_dict(lead)
+        assert (row.version, row.assigned_agent_id) == (1, "agent-ann")
