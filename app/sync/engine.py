@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
+from app.store.db import LocalStore
+from app.store.repository import AppliedChanges
 from app.sync.api import (
     ApiError,
-    Change,
     ChangesPage,
     LeadApi,
     NetworkError,
@@ -32,6 +33,8 @@ from app.sync.api import (
 )
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Connectivity", "SyncEngine", "SyncSettings", "SyncState"]
 
 
 class Connectivity(StrEnum):
@@ -52,36 +55,6 @@ class SyncState:
     last_error: str = ""
     live: bool = False  # SSE connected (else polling)
     resync_progress: float | None = None  # 0..1 during a full resync
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingItem:
-    """One outbox entry as the engine needs it."""
-
-    id: str
-    method: str
-    path: str
-    body: Any
-    idempotency_key: str
-    attempts: int
-
-
-class SyncStore(Protocol):
-    """The local store as the engine uses it (app.store implements it)."""
-
-    def next_due(self, now: datetime) -> OutgoingItem | None: ...
-    def mark_sending(self, item_id: str) -> None: ...
-    def mark_done(self, item_id: str, response: Any) -> None: ...
-    def mark_retry(self, item_id: str, error: str, next_attempt_at: datetime) -> None: ...
-    def mark_failed(self, item_id: str, status: int, reason: str) -> None: ...
-    def pending_count(self) -> int: ...
-    def failed_count(self) -> int: ...
-    def cursor(self) -> int: ...
-    def apply_changes(self, changes: tuple[Change, ...], new_cursor: int) -> None: ...
-    def replace_all(
-        self, leads: list[dict[str, Any]], activities: list[dict[str, Any]], cursor: int
-    ) -> None: ...
-    def set_last_sync(self, when: datetime, clock_offset: timedelta) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +78,7 @@ class SyncEngine:
     def __init__(
         self,
         api: LeadApi,
-        store: SyncStore,
+        store: LocalStore,
         *,
         settings: SyncSettings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -117,6 +90,7 @@ class SyncEngine:
         self._now = now
         self._rng = rng or random.Random()
         self._listeners: list[Callable[[SyncState], None]] = []
+        self._change_listeners: list[Callable[[AppliedChanges], None]] = []
         self._state = SyncState()
         self._wake_push = asyncio.Event()
         self._wake_pull = asyncio.Event()
@@ -133,9 +107,24 @@ class SyncEngine:
         self._listeners.append(listener)
         listener(self._state)
 
+    def on_applied(self, listener: Callable[[AppliedChanges], None]) -> None:
+        """Called after each page of server changes is stored (the queue refreshes those leads)."""
+        self._change_listeners.append(listener)
+
+    def _cursor(self) -> int:
+        return int(self._store.repository.cursor() or 0)
+
+    def _applied(self, applied: AppliedChanges) -> None:
+        for listener in list(self._change_listeners):
+            try:
+                listener(applied)
+            except Exception:
+                log.exception("change listener failed")
+
     def _publish(self, **changes: Any) -> None:
-        changes.setdefault("pending", self._store.pending_count())
-        changes.setdefault("failed", self._store.failed_count())
+        outbox = self._store.outbox
+        changes.setdefault("pending", outbox.pending_count())
+        changes.setdefault("failed", len(outbox.failed_items()))
         new = replace(self._state, **changes)
         if new != self._state:
             self._state = new
@@ -190,17 +179,18 @@ class SyncEngine:
         """Send due outbox items in order until empty or blocked. Returns how many were sent."""
         sent = 0
         while not self._stopping:
-            item = self._store.next_due(self._now())
+            outbox = self._store.outbox
+            item = outbox.next_due(self._now())
             if item is None:
                 break
-            self._store.mark_sending(item.id)
+            outbox.mark_sending(item.id)
             try:
                 reply = await self._api.send(
                     item.method, item.path, item.body, idempotency_key=item.idempotency_key
                 )
             except Rejected as exc:
                 # The server refused it for a reason: keep it, show why, carry on with the rest.
-                self._store.mark_failed(item.id, exc.status, str(exc))
+                outbox.mark_failed(item.id, exc.status, str(exc))
                 self._publish(last_error=f"refused by the server: {exc}")
                 continue
             except (NetworkError, ServerBusy) as exc:
@@ -212,7 +202,7 @@ class SyncEngine:
                 )
                 if isinstance(exc, ServerBusy) and exc.retry_after:
                     delay = max(delay, exc.retry_after)
-                self._store.mark_retry(item.id, str(exc), self._now() + timedelta(seconds=delay))
+                outbox.mark_retry(item.id, str(exc), self._now() + timedelta(seconds=delay))
                 offline = isinstance(exc, NetworkError)
                 self._publish(
                     connectivity=Connectivity.OFFLINE if offline else self._state.connectivity,
@@ -220,10 +210,10 @@ class SyncEngine:
                 )
                 break
             except SignInExpired as exc:
-                self._store.mark_retry(item.id, str(exc), self._now())
+                outbox.mark_retry(item.id, str(exc), self._now())
                 self._publish(connectivity=Connectivity.SIGN_IN_EXPIRED, last_error=str(exc))
                 break
-            self._store.mark_done(item.id, reply.body)
+            outbox.mark_done(item.id, reply.body)
             sent += 1
             self._publish(connectivity=Connectivity.ONLINE, last_error="")
         return sent
@@ -247,9 +237,17 @@ class SyncEngine:
         try:
             while True:
                 page: ChangesPage = await self._api.changes(
-                    self._store.cursor(), self._settings.page_size
+                    self._cursor(), self._settings.page_size
                 )
-                self._store.apply_changes(page.changes, page.next_cursor)
+                result = self._store.repository.apply_changes(
+                    [
+                        {"seq": c.seq, "entity": c.entity, "entity_id": c.entity_id, "data": c.data}
+                        for c in page.changes
+                    ],
+                    str(page.next_cursor),
+                    fresh_as_of=self._now(),
+                )
+                self._applied(result)
                 applied += len(page.changes)
                 if not page.has_more:
                     break
@@ -262,7 +260,7 @@ class SyncEngine:
             self._publish(connectivity=Connectivity.SIGN_IN_EXPIRED, last_error=str(exc))
             raise
         now = self._now()
-        self._store.set_last_sync(now, self._api.clock_offset)
+        self._store.repository.record_sync_success(now, self._api.clock_offset.total_seconds())
         self._publish(connectivity=Connectivity.ONLINE, last_sync=now, last_error="")
         return applied
 
@@ -271,21 +269,21 @@ class SyncEngine:
         change feed from `newest` (what the server said was newest when it refused the cursor)."""
         self._publish(resync_progress=0.0)
         leads: list[dict[str, Any]] = []
-        activities: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": 500, "include": "activities"}
+            params: dict[str, Any] = {"limit": 500}
             if cursor:
                 params["cursor"] = cursor
             page = await self._api.get_json("/v1/leads", params)
             leads.extend(page.get("leads", []))
-            activities.extend(page.get("activities", []))
             total = max(int(page.get("total", len(leads)) or 1), 1)
             self._publish(resync_progress=min(len(leads) / total, 0.99))
             cursor = page.get("next_cursor")
             if not cursor:
                 break
-        self._store.replace_all(leads, activities, newest)
+        self._applied(
+            self._store.repository.apply_snapshot(leads, str(newest), fresh_as_of=self._now())
+        )
         self._publish(resync_progress=None)
 
     async def _pull_loop(self) -> None:
@@ -310,12 +308,12 @@ class SyncEngine:
                 await asyncio.sleep(1.0)
                 continue
             try:
-                async for seq in self._api.events(self._store.cursor()):
+                async for seq in self._api.events(self._cursor()):
                     if not self._state.live:
                         self._publish(live=True)
                         self._wake_pull.set()  # pull after every (re)connect
                     failures = 0
-                    if seq > self._store.cursor():
+                    if seq > self._cursor():
                         self._wake_pull.set()
             except SignInExpired as exc:
                 self._publish(connectivity=Connectivity.SIGN_IN_EXPIRED, last_error=str(exc))
