@@ -10,8 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 import app as core
+from server import hub, idempotency, scheduler
 from server.auth import PUBLIC, rule
 from server.db import Base, make_engine, make_sessionmaker, ping
+from server.routes import ROUTERS
 from server.settings import Settings
 
 
@@ -55,18 +57,14 @@ def create_app(settings: Settings | None = None, *, create_tables: bool = False)
         ping(engine)
         return {"status": "ok", "version": core.__version__, "database": engine.dialect.name}
 
-    from server.routes import ROUTERS
-
     for router in ROUTERS:
         api.include_router(router)
-    for install in _INSTALLERS:
-        install(api)
+    # Background services and middleware, each started and stopped with the app's lifespan.
+    idempotency.install(api)
+    hub.install(api)
+    scheduler.install(api)
     return api
 
 
 def _location(error: dict) -> str:  # type: ignore[type-arg]
     return ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-
-
-# Background services (change hub, scheduler) register here to hook the app's start and stop.
-_INSTALLERS: list = []  # type: ignore[type-arg]

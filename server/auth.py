@@ -151,7 +151,7 @@ def count_active_tokens(session: Session, user_id: str) -> int:
 
 def current_principal(
     request: Request,
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
 ) -> Principal:
     unauthorized = HTTPException(
         status.HTTP_401_UNAUTHORIZED,
@@ -172,7 +172,7 @@ def authorize(*roles: Role) -> Callable[..., Principal]:
     """A dependency allowing only `roles`. Routes use it through `rule(...)` below."""
     allowed = frozenset(roles)
 
-    def dependency(principal: Principal = Depends(current_principal)) -> Principal:  # noqa: B008
+    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
         if principal.role not in allowed:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

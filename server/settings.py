@@ -45,3 +45,25 @@ class Settings:
     twilio_from_number: str = ""
     # Shared secret the inbound-SMS webhook must present (X-Webhook-Token header).
     webhook_token: str = ""
+    # Messaging and scheduler (server/messaging, server/scheduler.py).
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    # The address Twilio reaches this server at (status callbacks, webhook signatures); "" = none.
+    public_base_url: str = ""
+    # A claimed job is another process's to retry only after its lease runs out.
+    job_lease: timedelta = timedelta(seconds=60)
+    job_max_attempts: int = 6
+    job_retry_base: timedelta = timedelta(seconds=30)  # doubled after each failed attempt
+    # Change feed and SSE (server/hub.py): poll interval for SQLite (PostgreSQL uses LISTEN too),
+    # how long a burst of changes is gathered into one poke, the reconnect hint, how often an
+    # open stream re-checks its token, and how often old change and idempotency rows are pruned.
+    change_poll_interval: timedelta = timedelta(milliseconds=500)
+    sse_coalesce: timedelta = timedelta(milliseconds=100)
+    sse_retry: timedelta = timedelta(seconds=3)
+    sse_recheck: timedelta = timedelta(seconds=60)
+    prune_interval: timedelta = timedelta(hours=1)
+    # Idempotency (server/idempotency.py): stored responses are kept this long; a request still
+    # "in flight" after in_flight_timeout is presumed dead (its process crashed) and may be retried.
+    idempotency_retention: timedelta = timedelta(days=2)
+    idempotency_in_flight_timeout: timedelta = timedelta(minutes=2)

@@ -79,7 +79,7 @@ def issue_token(body: TokenRequest, request: Request) -> TokenResponse:
 @router.post("/v1/auth/revoke", status_code=204, **rule(*STAFF))
 def revoke(
     request: Request,
-    _principal: Principal = Depends(authorize(*STAFF)),  # noqa: B008
+    _principal: Principal = Depends(authorize(*STAFF)),
     credentials: HTTPAuthorizationCredentials | None = Depends(HTTPBearer(auto_error=False)),  # noqa: B008
 ) -> None:
     """Sign out: the token presented stops working at once."""
@@ -89,7 +89,7 @@ def revoke(
 
 
 @router.get("/v1/me", **rule(*STAFF))
-def me(request: Request, principal: Principal = Depends(authorize(*STAFF))) -> Me:  # noqa: B008
+def me(request: Request, principal: Principal = Depends(authorize(*STAFF))) -> Me:
     with request.app.state.sessions() as session:
         user = session.get(UserRow, principal.id)
         store = session.get(StoreRow, principal.store_id)
