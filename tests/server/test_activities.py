@@ -207,6 +207,7 @@ def test_one_bad_item_refuses_the_whole_batch_naming_it(world: World) -> None:
 def test_bad_activities_are_refused_naming_the_field(
     world: World, fields: dict[str, Any], message: str
 ) -> None:
+    fields = dict(fields)  # parameters are shared by the sqlite and postgresql runs
     minutes = fields.pop("minutes", 0)
     kind = fields.pop("kind", "note")
     body = act(world.ana_lead, kind, minutes=minutes)
