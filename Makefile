@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy app/domain app/rulebook.py
+	$(BIN)/mypy app/domain app/rulebook.py app/settings.py
 
 contracts: $(STAMP)
 	$(BIN)/lint-imports
