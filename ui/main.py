@@ -28,11 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="render the main window with its data to a PNG at PATH and exit",
     )
     parser.add_argument("--leads", type=int, default=300, help="demo: how many leads to generate")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation (window, keyring, encrypted store, rules) and exit",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.self_test:
+        from ui.self_test import run_self_test
+
+        return run_self_test()
     if args.screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if not args.demo:
