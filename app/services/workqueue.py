@@ -84,6 +84,22 @@ class WorkQueue:
     def upsert(self, lead: Lead, history: list[Activity], now: datetime) -> None:
         self._entries[lead.id] = self._derive(lead, history, now)
 
+    def remove(self, lead_id: str) -> bool:
+        """Take a lead out of the queue (reassigned, claimed by someone else); True if it was in."""
+        return self._entries.pop(lead_id, None) is not None
+
+    def __contains__(self, lead_id: object) -> bool:
+        return lead_id in self._entries
+
+    def item_for(self, lead_id: str) -> WorkItem | None:
+        """The lead's open work item (None: nothing to do now, or not in the queue)."""
+        entry = self._entries.get(lead_id)
+        return None if entry is None else entry.item
+
+    def history(self, lead_id: str) -> list[Activity]:
+        entry = self._entries.get(lead_id)
+        return [] if entry is None else list(entry.history)
+
     def __len__(self) -> int:
         return len(self._entries)
 

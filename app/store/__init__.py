@@ -6,6 +6,7 @@ from app.store.db import (
     database_key,
     default_store_path,
     open_local_store,
+    open_user_store,
     session_only_store,
 )
 from app.store.errors import (
@@ -20,6 +21,7 @@ from app.store.repository import (
     AgentInfo,
     AppliedChanges,
     BlockKind,
+    CachedDocument,
     ChangeFeedError,
     Conflict,
     ContactBlock,
@@ -33,6 +35,7 @@ __all__ = [
     "AgentInfo",
     "AppliedChanges",
     "BlockKind",
+    "CachedDocument",
     "ChangeFeedError",
     "Conflict",
     "ContactBlock",
@@ -53,5 +56,6 @@ __all__ = [
     "database_key",
     "default_store_path",
     "open_local_store",
+    "open_user_store",
     "session_only_store",
 ]

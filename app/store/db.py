@@ -64,7 +64,7 @@ def database_key(secrets_store: KeyHolder, user: str) -> str:
     return key
 
 
-def default_store_path(server_url: str, username: str) -> Path:
+def default_store_path(server_url: str, username: str, data_dir: Path | None = None) -> Path:
     """Where this server's and user's database lives, under the platform's data folder.
 
     The name is a hash: it tells nothing about the server or user to someone browsing the disk,
@@ -72,7 +72,7 @@ def default_store_path(server_url: str, username: str) -> Path:
     """
     identity = f"{server_url.strip().rstrip('/').lower()}\n{username.strip().casefold()}"
     digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
-    folder = Path(platformdirs.user_data_dir(APP_DIR_NAME, appauthor=False))
+    folder = data_dir or Path(platformdirs.user_data_dir(APP_DIR_NAME, appauthor=False))
     return folder / f"local-{digest}.db"
 
 
@@ -289,3 +289,24 @@ def session_only_store() -> LocalStore:
         engine.dispose()
         raise
     return LocalStore(engine, path=None)
+
+
+def open_user_store(
+    server_url: str,
+    username: str,
+    secrets_store: KeyHolder | None,
+    *,
+    data_dir: Path | None = None,
+    busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+) -> LocalStore:
+    """The signed-in user's local database for this server.
+
+    With a secure keyring (`secrets_store`), the encrypted file at default_store_path, its key
+    made on first use and kept in the keyring. Without one (`None`), a session-only in-memory
+    database: the caller must say so to the user (LocalStore.session_only is True).
+    """
+    if secrets_store is None:
+        return session_only_store()
+    key = database_key(secrets_store, username)
+    path = default_store_path(server_url, username, data_dir)
+    return open_local_store(path, key, busy_timeout_s=busy_timeout_s)

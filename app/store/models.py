@@ -97,6 +97,17 @@ class DatasetRow(Base):
     fresh_as_of: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class CachedDocumentRow(Base):
+    """A cached dataset kept whole (templates, scripts, cadences, dispositions, calling rules,
+    the ranked work items): JSON as the server or the rules files gave it."""
+
+    __tablename__ = "cached_documents"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    content: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class SyncStateRow(Base):
     """One row (id 1): where the pull stands and how the last sync went."""
 

@@ -21,10 +21,19 @@ from sqlalchemy.orm import Session
 
 from app.domain.activities import Activity
 from app.domain.codec import DecodeError, activity_to_dict, lead_from_dict, lead_to_dict
+from app.domain.errors import DomainError
 from app.domain.leads import Channel, Lead
 from app.store.errors import StoreBugError
-from app.store.models import ActivityRow, LeadRow, OutboxRow, utcnow
-from app.store.repository import OPEN_OUTBOX_STATES, purge_if_settled
+from app.store.models import ActivityRow, ConflictRow, LeadRow, OutboxRow, utcnow
+from app.store.repository import (
+    OPEN_OUTBOX_STATES,
+    ChangeFeedError,
+    Conflict,
+    _Applied,
+    _apply_lead,
+    _conflict_of,
+    purge_if_settled,
+)
 
 if TYPE_CHECKING:
     from app.store.db import LocalStore
@@ -154,32 +163,44 @@ class Outbox:
     def record_activity(self, activity: Activity, *, lead_update: Lead | None = None) -> OutboxItem:
         """Save the activity (pending until the server confirms it), optionally the lead's new
         local state, and queue POST /v1/activities — all or nothing."""
+        return self.record_activities([activity], lead_update=lead_update)[0]
+
+    def record_activities(
+        self, activities: list[Activity], *, lead_update: Lead | None = None
+    ) -> list[OutboxItem]:
+        """Several activities of one action (a call and its disposition) with the lead's new
+        local state: one transaction, one outbox item per activity, in order."""
+        if not activities:
+            raise ValueError("record_activities needs at least one activity")
         now = utcnow()
+        items: list[OutboxItem] = []
         with self._store.write("saving the activity") as session:
-            data = activity_to_dict(activity)
-            session.add(
-                ActivityRow(
-                    id=activity.id,
-                    lead_id=activity.lead_id,
-                    at=activity.at,
-                    data=data,
-                    pending=True,
+            for activity in activities:
+                data = activity_to_dict(activity)
+                session.add(
+                    ActivityRow(
+                        id=activity.id,
+                        lead_id=activity.lead_id,
+                        at=activity.at,
+                        data=data,
+                        pending=True,
+                    )
                 )
-            )
-            session.flush()
+                session.flush()
+                row = self._enqueue(
+                    session,
+                    kind=OutboxKind.ACTIVITY,
+                    lead_id=activity.lead_id,
+                    method="POST",
+                    path="/v1/activities",
+                    body=data,
+                    idempotency_key=activity.id,
+                    now=now,
+                )
+                items.append(_item_of(row))
             if lead_update is not None:
                 self._update_lead(session, lead_update)
-            row = self._enqueue(
-                session,
-                kind=OutboxKind.ACTIVITY,
-                lead_id=activity.lead_id,
-                method="POST",
-                path="/v1/activities",
-                body=data,
-                idempotency_key=activity.id,
-                now=now,
-            )
-            return _item_of(row)
+            return items
 
     @staticmethod
     def _update_lead(session: Session, lead: Lead) -> None:
@@ -201,6 +222,7 @@ class Outbox:
         subject: str | None = None,
         template_id: str | None = None,
         message_id: str | None = None,
+        local_activity: Activity | None = None,
     ) -> OutboxItem:
         """Queue a text or e-mail (POST /v1/messages); until sent the UI shows it as "will send
         when online". The server re-checks consent and quiet hours when it sends."""
@@ -219,7 +241,22 @@ class Outbox:
             payload["subject"] = subject
         if template_id is not None:
             payload["template_id"] = template_id
+        if local_activity is not None and local_activity.id != message_id:
+            raise ValueError("the message's local activity must carry the message id")
         with self._store.write("saving the message") as session:
+            if local_activity is not None:
+                # Shown in the lead's history at once (pending); the server records the sent
+                # text under the same id, which then confirms this row.
+                session.add(
+                    ActivityRow(
+                        id=local_activity.id,
+                        lead_id=lead_id,
+                        at=local_activity.at,
+                        data=activity_to_dict(local_activity),
+                        pending=True,
+                    )
+                )
+                session.flush()
             row = self._enqueue(
                 session,
                 kind=OutboxKind.MESSAGE,
@@ -369,7 +406,82 @@ class Outbox:
             row.failed_status = status
             row.last_error = reason
             row.updated_at = utcnow()
+            if row.kind == OutboxKind.MESSAGE.value:
+                # The text or e-mail was not sent: its pending history row goes.
+                session.execute(
+                    delete(ActivityRow).where(
+                        ActivityRow.id == row.idempotency_key, ActivityRow.pending.is_(True)
+                    )
+                )
             return _item_of(row)
+
+    def settle(self, item_id: str, note: str) -> OutboxItem:
+        """Close an item the agent dealt with another way (e.g. an edit conflict resolved by
+        choosing: "take theirs" drops the edit, "keep mine" sends a new one). Kept as done with
+        `note` as its response, so the log still shows what happened."""
+        with self._store.write("updating the outbox") as session:
+            row = self._row(session, item_id)
+            if row.state not in (OutboxState.FAILED.value, OutboxState.PENDING.value):
+                raise StoreBugError(f"outbox item {item_id} is {row.state}; cannot settle it")
+            row.state = OutboxState.DONE.value
+            row.response = {"settled": note}
+            row.updated_at = utcnow()
+            session.flush()
+            item = _item_of(row)
+            if row.lead_id is not None:
+                purge_if_settled(session, row.lead_id)
+            return item
+
+    def edit_refused(
+        self, item_id: str, current: Mapping[str, Any], changed_by: str
+    ) -> list[Conflict]:
+        """The server refused a lead edit (409) because the lead changed since its base version.
+
+        In ONE transaction: every edited field whose server value differs becomes a Conflict
+        holding both values (the agent chooses later), the local lead takes the server's copy
+        (`current`: the 409 body's lead, with version/score/tier/grade/due_at), and the outbox
+        item is settled — the conflict rows now carry the agent's values, nothing is lost.
+        """
+        with self._store.write("saving an edit conflict") as session:
+            row = self._row(session, item_id)
+            if row.kind != OutboxKind.LEAD_EDIT.value or row.lead_id is None:
+                raise StoreBugError(f"outbox item {item_id} is not a lead edit")
+            theirs_lead = current.get("lead")
+            if not isinstance(theirs_lead, Mapping):
+                raise ChangeFeedError("the server's conflict reply holds no lead")
+            version = current.get("version")
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise ChangeFeedError("the server's conflict reply holds no lead version")
+            mine = {k: v for k, v in row.body.items() if k != "base_version"}
+            conflicts: list[ConflictRow] = []
+            for field, value in mine.items():
+                theirs = theirs_lead.get(field)
+                if _edit_to_codec(field, value) == theirs:
+                    continue  # both sides already agree on this field
+                conflicts.append(
+                    ConflictRow(
+                        lead_id=row.lead_id,
+                        field=field,
+                        mine=value,
+                        theirs=theirs,
+                        server_version=version,
+                        changed_by=changed_by,
+                    )
+                )
+            try:
+                _apply_lead(session, current, _Applied())
+            except DomainError as error:
+                raise ChangeFeedError(f"the server's copy of the lead: {error}") from error
+            session.add_all(conflicts)
+            row.state = OutboxState.DONE.value
+            row.failed_status = 409
+            row.last_error = None
+            row.response = {
+                "settled": f"edit conflict: {len(conflicts)} field(s) wait for the agent"
+            }
+            row.updated_at = utcnow()
+            session.flush()
+            return [_conflict_of(conflict) for conflict in conflicts]
 
     def requeue(self, item_id: str, now: datetime | None = None) -> OutboxItem:
         """The agent asked to try a failed item again (e.g. after the cause was fixed)."""

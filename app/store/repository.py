@@ -27,6 +27,7 @@ from app.store.errors import StoreBugError
 from app.store.models import (
     ActivityRow,
     AgentRow,
+    CachedDocumentRow,
     ConflictRow,
     ContactBlockRow,
     DatasetRow,
@@ -58,6 +59,8 @@ class Dataset(StrEnum):
     SCRIPTS = "scripts"
     CADENCES = "cadences"
     DISPOSITIONS = "dispositions"
+    CALLING_RULES = "calling_rules"
+    WORK_ITEMS = "work_items"
     AGENTS = "agents"
 
 
@@ -116,6 +119,15 @@ class Conflict:
     created_at: datetime
     resolved_at: datetime | None = None
     resolution: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CachedDocument:
+    """A dataset kept whole (see Repository.save_document); `content` is read-only JSON."""
+
+    name: str
+    content: Any
+    fresh_as_of: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +317,17 @@ class Repository:
             )
         return query
 
+    def lead_ids_of_activities(self, activity_ids: Iterable[str]) -> list[str]:
+        """The leads these stored activities belong to (each once)."""
+        ids = sorted(set(activity_ids))
+        found: list[str] = []
+        with self._store.read("reading activities") as session:
+            for chunk in _chunks(ids):
+                found += session.scalars(
+                    select(ActivityRow.lead_id).where(ActivityRow.id.in_(chunk))
+                ).all()
+        return list(dict.fromkeys(found))
+
     def lead_count(self) -> int:
         with self._store.read("counting leads") as session:
             return int(session.scalar(select(func.count()).select_from(LeadRow)) or 0)
@@ -384,6 +407,29 @@ class Repository:
     def record_sync_failure(self, error: str) -> None:
         with self._store.write("saving the sync state") as session:
             _sync_row(session).last_error = error
+
+    # Whole datasets (templates, scripts, cadences, dispositions, calling rules, work items)
+
+    def save_document(self, name: str, content: Any, fresh_as_of: datetime) -> None:
+        """Replace the cached dataset `name` with `content` (JSON) and mark it fresh, together."""
+        with self._store.write(f"saving the cached {name}") as session:
+            row = session.get(CachedDocumentRow, name)
+            if row is None:
+                session.add(CachedDocumentRow(name=name, content=content, updated_at=utcnow()))
+            else:
+                row.content = content
+                row.updated_at = utcnow()
+            _set_freshness(session, name, fresh_as_of)
+
+    def document(self, name: str) -> CachedDocument | None:
+        with self._store.read(f"reading the cached {name}") as session:
+            row = session.get(CachedDocumentRow, name)
+            if row is None:
+                return None
+            fresh = session.get(DatasetRow, name)
+            return CachedDocument(
+                name, freeze(row.content), None if fresh is None else fresh.fresh_as_of
+            )
 
     # Agents (managers)
 

@@ -212,7 +212,7 @@ class LeadApi:
         if status == 410:
             newest = body.get("newest") if isinstance(body, dict) else None
             raise ResyncNeeded(message, newest if isinstance(newest, int) else None)
-        if status >= 500 or status == 429 or (status == 409 and "in flight" in message.lower()):
+        if status >= 500 or status == 429 or (status == 409 and _retryable_conflict(response)):
             retry_after = response.headers.get("retry-after")
             raise ServerBusy(
                 status,
@@ -282,6 +282,16 @@ class LeadApi:
         replayed = response.headers.get("idempotent-replayed", "").lower() == "true"
         return Reply(response.status_code, parsed, replayed)
 
+    async def me(self) -> dict[str, Any]:
+        """Who the token belongs to (and whether it still works: SignInExpired if not)."""
+        body = await self.get_json("/v1/me")
+        return dict(body)
+
+    async def claim(self, lead_id: str) -> dict[str, Any]:
+        """Take a lead from the pool; Rejected(409) when somebody else has it already."""
+        reply = await self.send("POST", f"/v1/leads/{lead_id}/claim", None, idempotency_key=None)
+        return dict(reply.body or {})
+
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         response = await self._request("GET", path, params=params)
         self._raise_for(response)
@@ -315,6 +325,15 @@ class LeadApi:
                             yield seq
         except httpx.TransportError as exc:
             raise NetworkError(f"live updates from {self.base_url} stopped: {exc}") from exc
+
+
+def _retryable_conflict(response: httpx.Response) -> bool:
+    """A 409 that says "try again" (the same Idempotency-Key still in flight, or a concurrent
+    insert of the same id) rather than "this conflicts with what the server has"."""
+    if response.headers.get("retry-after"):
+        return True
+    text = response.text.lower()
+    return any(hint in text for hint in ("in flight", "still being processed", "concurrently"))
 
 
 def _poke_seq(payload: str) -> int | None:

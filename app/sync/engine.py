@@ -4,6 +4,16 @@ Offline-first: the agent's actions are already durable in the local store (the o
 the engine sees them. The engine only moves them to the server, in order, exactly once (each
 carries its Idempotency-Key), and applies what the server changed. It never blocks the UI: it
 runs as asyncio tasks whose strong references it keeps, and publishes its state to listeners.
+
+- Push: items in seq order (per lead); network errors, 5xx and 409-in-flight are retried with
+  full-jitter backoff; a 4xx stops that item (kept as "failed" with the server's reason, shown
+  as a Notice); a 409 on a lead edit becomes edit conflicts (both values kept, agent chooses);
+  401 switches to "sign-in expired" and keeps everything for after the password is given again.
+- Pull: GET /v1/changes from the stored cursor, each page applied with its cursor in one
+  transaction; 410 → full resync (progress in SyncStatus.resync_loaded).
+- Live: SSE pokes trigger pulls; every (re)connect pulls; reconnects back off; without SSE the
+  pull loop polls every `poll_interval`; a wall-clock jump beyond the monotonic clock (the PC
+  slept) pulls and pushes at once.
 """
 
 from __future__ import annotations
@@ -13,13 +23,14 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from app.store.db import LocalStore
+from app.store.outbox import OutboxItem, OutboxKind
 from app.store.repository import AppliedChanges
 from app.sync.api import (
     ApiError,
@@ -34,7 +45,15 @@ from app.sync.api import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Connectivity", "SyncEngine", "SyncSettings", "SyncState"]
+__all__ = [
+    "Connectivity",
+    "Notice",
+    "NoticeKind",
+    "SyncEngine",
+    "SyncSettings",
+    "SyncStatus",
+    "backoff_delay",
+]
 
 
 class Connectivity(StrEnum):
@@ -45,28 +64,48 @@ class Connectivity(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class SyncState:
+class SyncStatus:
     """What the status bar shows."""
 
     connectivity: Connectivity = Connectivity.OFFLINE
     pending: int = 0  # outbox items not yet confirmed by the server
     failed: int = 0  # outbox items the server refused (kept, shown to the agent)
-    last_sync: datetime | None = None
-    last_error: str = ""
+    last_sync: datetime | None = None  # last successful pull
+    last_error: str = ""  # why the last attempt failed ("" after a success)
     live: bool = False  # SSE connected (else polling)
-    resync_progress: float | None = None  # 0..1 during a full resync
+    resync_loaded: int | None = None  # leads downloaded so far during a full resync
+
+
+class NoticeKind(StrEnum):
+    REFUSED = "refused"  # the server refused an action (4xx): kept as failed, with the reason
+    CONFLICT = "conflict"  # a lead edit met a newer server version: agent chooses
+    LEAD_REMOVED = "lead_removed"  # a lead left this agent's queue (e.g. reassigned)
+    SIGN_IN_EXPIRED = "sign_in_expired"
+    RESYNCED = "resynced"  # a full resync finished
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the agent should read, once."""
+
+    kind: NoticeKind
+    message: str
+    lead_id: str | None = None
+    outbox_id: str | None = None
 
 
 @dataclass(frozen=True)
 class SyncSettings:
     poll_interval: float = 5.0  # seconds between pulls when SSE is unavailable
+    live_safety_interval: float = 60.0  # pulls while SSE is up, in case a poke is lost
     backoff_base: float = 1.0
     backoff_max: float = 30.0
-    sleep_jump: float = (
-        20.0  # a wall-clock jump this much beyond the monotonic clock = the PC slept
-    )
+    # A wall-clock jump this much beyond the monotonic clock = the PC slept.
+    sleep_jump: float = 20.0
+    sleep_check_interval: float = 5.0
     page_size: int = 500
-    sse_failures_before_polling: int = 3
+    use_sse: bool = True
+    sse_min_reconnect: float = 0.2
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -82,34 +121,56 @@ class SyncEngine:
         *,
         settings: SyncSettings | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         self._api = api
         self._store = store
         self._settings = settings or SyncSettings()
         self._now = now
+        self._wall = wall_clock
+        self._mono = monotonic
         self._rng = rng or random.Random()
-        self._listeners: list[Callable[[SyncState], None]] = []
+        self._listeners: list[Callable[[SyncStatus], None]] = []
         self._change_listeners: list[Callable[[AppliedChanges], None]] = []
-        self._state = SyncState()
+        self._notice_listeners: list[Callable[[Notice], None]] = []
+        saved = store.repository.sync_state()
+        self._state = SyncStatus(last_sync=saved.last_success_at, last_error=saved.last_error or "")
         self._wake_push = asyncio.Event()
         self._wake_pull = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._pull_lock = asyncio.Lock()
+        self._push_lock = asyncio.Lock()
+        self.pulls = 0  # completed pulls (for diagnostics and tests)
+        self.wakeups = 0  # sleep/wake detections
+
+    @property
+    def settings(self) -> SyncSettings:
+        return self._settings
 
     # Observation
 
     @property
-    def state(self) -> SyncState:
+    def state(self) -> SyncStatus:
         return self._state
 
-    def subscribe(self, listener: Callable[[SyncState], None]) -> None:
+    def subscribe(self, listener: Callable[[SyncStatus], None]) -> None:
+        """`listener(status)` now and after every change of the status."""
         self._listeners.append(listener)
         listener(self._state)
 
     def on_applied(self, listener: Callable[[AppliedChanges], None]) -> None:
         """Called after each page of server changes is stored (the queue refreshes those leads)."""
         self._change_listeners.append(listener)
+
+    def on_notice(self, listener: Callable[[Notice], None]) -> None:
+        self._notice_listeners.append(listener)
+
+    def server_offset(self) -> timedelta:
+        """Server clock minus this PC's clock (best estimate so far)."""
+        return self._api.clock_offset
 
     def _cursor(self) -> int:
         return int(self._store.repository.cursor() or 0)
@@ -120,6 +181,21 @@ class SyncEngine:
                 listener(applied)
             except Exception:
                 log.exception("change listener failed")
+        for lead_id, reason in applied.removed:
+            self._notify(
+                Notice(
+                    NoticeKind.LEAD_REMOVED,
+                    f"a lead left your queue: {reason}",
+                    lead_id=lead_id,
+                )
+            )
+
+    def _notify(self, notice: Notice) -> None:
+        for listener in list(self._notice_listeners):
+            try:
+                listener(notice)
+            except Exception:
+                log.exception("notice listener failed")
 
     def _publish(self, **changes: Any) -> None:
         outbox = self._store.outbox
@@ -134,15 +210,42 @@ class SyncEngine:
                 except Exception:  # a broken listener must not stop sync
                     log.exception("sync state listener failed")
 
+    def _expired(self, exc: SignInExpired) -> None:
+        if self._state.connectivity is not Connectivity.SIGN_IN_EXPIRED:
+            self._notify(
+                Notice(
+                    NoticeKind.SIGN_IN_EXPIRED,
+                    "your sign-in expired: enter your password again; nothing you did is lost",
+                )
+            )
+        self._publish(connectivity=Connectivity.SIGN_IN_EXPIRED, last_error=str(exc))
+        with contextlib.suppress(Exception):
+            self._store.repository.record_sync_failure(str(exc))
+
+    def _failed(self, exc: ApiError, *, offline: bool) -> None:
+        connectivity = self._state.connectivity
+        if offline:
+            connectivity = Connectivity.OFFLINE
+        self._publish(connectivity=connectivity, last_error=str(exc))
+        with contextlib.suppress(Exception):
+            self._store.repository.record_sync_failure(str(exc))
+
     # Control
 
     def start(self) -> None:
         """Start the push, pull and live-update loops (keeps strong references to them)."""
         self._stopping = False
-        for loop in (self._push_loop, self._pull_loop, self._events_loop, self._sleep_watch):
+        loops = [self._push_loop, self._pull_loop, self._sleep_watch]
+        if self._settings.use_sse:
+            loops.append(self._events_loop)
+        for loop in loops:
             task = asyncio.ensure_future(loop())
             self._tasks.add(task)
             task.add_done_callback(self._task_done)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._tasks)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -151,9 +254,10 @@ class SyncEngine:
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
@@ -177,9 +281,13 @@ class SyncEngine:
 
     async def push_once(self) -> int:
         """Send due outbox items in order until empty or blocked. Returns how many were sent."""
+        async with self._push_lock:
+            return await self._push()
+
+    async def _push(self) -> int:
         sent = 0
+        outbox = self._store.outbox
         while not self._stopping:
-            outbox = self._store.outbox
             item = outbox.next_due(self._now())
             if item is None:
                 break
@@ -189,9 +297,7 @@ class SyncEngine:
                     item.method, item.path, item.body, idempotency_key=item.idempotency_key
                 )
             except Rejected as exc:
-                # The server refused it for a reason: keep it, show why, carry on with the rest.
-                outbox.mark_failed(item.id, exc.status, str(exc))
-                self._publish(last_error=f"refused by the server: {exc}")
+                self._refused(item, exc)
                 continue
             except (NetworkError, ServerBusy) as exc:
                 delay = backoff_delay(
@@ -201,39 +307,92 @@ class SyncEngine:
                     self._rng,
                 )
                 if isinstance(exc, ServerBusy) and exc.retry_after:
-                    delay = max(delay, exc.retry_after)
+                    delay = max(delay, min(exc.retry_after, self._settings.backoff_max))
                 outbox.mark_retry(item.id, str(exc), self._now() + timedelta(seconds=delay))
-                offline = isinstance(exc, NetworkError)
-                self._publish(
-                    connectivity=Connectivity.OFFLINE if offline else self._state.connectivity,
-                    last_error=str(exc),
-                )
+                self._failed(exc, offline=isinstance(exc, NetworkError))
                 break
             except SignInExpired as exc:
                 outbox.mark_retry(item.id, str(exc), self._now())
-                self._publish(connectivity=Connectivity.SIGN_IN_EXPIRED, last_error=str(exc))
+                self._expired(exc)
                 break
+            except BaseException:
+                # Cancelled mid-send (shutdown): the item goes back to pending; the
+                # Idempotency-Key makes the resend safe.
+                with contextlib.suppress(Exception):
+                    outbox.mark_retry(item.id, "interrupted", self._now())
+                raise
             outbox.mark_done(item.id, reply.body)
             sent += 1
             self._publish(connectivity=Connectivity.ONLINE, last_error="")
         return sent
 
+    def _refused(self, item: OutboxItem, exc: Rejected) -> None:
+        outbox = self._store.outbox
+        body = exc.body if isinstance(exc.body, Mapping) else {}
+        current = body.get("current")
+        if item.kind is OutboxKind.LEAD_EDIT and exc.status == 409 and isinstance(current, Mapping):
+            changed_by = str(current.get("updated_by") or "another user")
+            conflicts = outbox.edit_refused(item.id, current, changed_by)
+            self._applied(AppliedChanges(leads=(item.lead_id,) if item.lead_id else ()))
+            fields = ", ".join(c.field for c in conflicts) or "nothing"
+            self._notify(
+                Notice(
+                    NoticeKind.CONFLICT,
+                    f"changed on the server by {changed_by} while you edited it ({fields}): "
+                    "keep yours or take theirs",
+                    lead_id=item.lead_id,
+                    outbox_id=item.id,
+                )
+            )
+            self._publish()
+            return
+        reason = str(exc)
+        stored = self._store.repository.stored_lead(item.lead_id) if item.lead_id else None
+        if stored is not None and stored.removed_reason:
+            reason = f"{reason} (the lead is no longer yours: {stored.removed_reason})"
+        outbox.mark_failed(item.id, exc.status, reason)
+        self._notify(
+            Notice(
+                NoticeKind.REFUSED,
+                f"the server refused this {item.kind.value.replace('_', ' ')}: {reason}",
+                lead_id=item.lead_id,
+                outbox_id=item.id,
+            )
+        )
+        self._publish(last_error=f"refused by the server: {reason}")
+
     async def _push_loop(self) -> None:
         while not self._stopping:
             if self._state.connectivity is not Connectivity.SIGN_IN_EXPIRED:
-                with contextlib.suppress(ApiError):
+                try:
                     await self.push_once()
+                except ApiError as exc:
+                    log.info("push failed: %s", exc)
+                except Exception:
+                    log.exception("push failed")
             self._wake_push.clear()
             # Wake on a new action, or when the earliest retry may be due.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_push.wait(), timeout=1.0)
+                await asyncio.wait_for(self._wake_push.wait(), timeout=self._next_push_wait())
+
+    def _next_push_wait(self) -> float:
+        item = self._store.outbox.next_due(self._now() + timedelta(days=3650))
+        if item is None:
+            return 5.0
+        wait = (item.next_attempt_at - self._now()).total_seconds()
+        return min(max(wait, 0.02), 5.0)
 
     # Pull
 
     async def pull_once(self) -> int:
         """Pull every page of changes since the cursor; each page is applied atomically."""
+        async with self._pull_lock:
+            return await self._pull()
+
+    async def _pull(self) -> int:
         applied = 0
-        self._publish(connectivity=Connectivity.SYNCING)
+        if self._state.connectivity is not Connectivity.ONLINE:
+            self._publish(connectivity=Connectivity.SYNCING)
         try:
             while True:
                 page: ChangesPage = await self._api.changes(
@@ -247,55 +406,68 @@ class SyncEngine:
                     str(page.next_cursor),
                     fresh_as_of=self._now(),
                 )
-                self._applied(result)
+                if page.changes:
+                    self._applied(result)
                 applied += len(page.changes)
                 if not page.has_more:
                     break
         except ResyncNeeded as exc:
             await self.full_resync(exc.newest or 0)
         except NetworkError as exc:
-            self._publish(connectivity=Connectivity.OFFLINE, last_error=str(exc))
+            self._failed(exc, offline=True)
+            raise
+        except ServerBusy as exc:
+            self._failed(exc, offline=False)
             raise
         except SignInExpired as exc:
-            self._publish(connectivity=Connectivity.SIGN_IN_EXPIRED, last_error=str(exc))
+            self._expired(exc)
             raise
         now = self._now()
         self._store.repository.record_sync_success(now, self._api.clock_offset.total_seconds())
+        self.pulls += 1
         self._publish(connectivity=Connectivity.ONLINE, last_sync=now, last_error="")
         return applied
 
     async def full_resync(self, newest: int) -> None:
         """Rebuild the local copy from the server's lead list, with progress, then resume the
         change feed from `newest` (what the server said was newest when it refused the cursor)."""
-        self._publish(resync_progress=0.0)
+        self._publish(resync_loaded=0)
         leads: list[dict[str, Any]] = []
         cursor: str | None = None
-        while True:
-            params: dict[str, Any] = {"limit": 500}
-            if cursor:
-                params["cursor"] = cursor
-            page = await self._api.get_json("/v1/leads", params)
-            leads.extend(page.get("leads", []))
-            total = max(int(page.get("total", len(leads)) or 1), 1)
-            self._publish(resync_progress=min(len(leads) / total, 0.99))
-            cursor = page.get("next_cursor")
-            if not cursor:
-                break
-        self._applied(
-            self._store.repository.apply_snapshot(leads, str(newest), fresh_as_of=self._now())
+        try:
+            while True:
+                params: dict[str, Any] = {"limit": self._settings.page_size, "assigned": "all"}
+                if cursor:
+                    params["cursor"] = cursor
+                page = await self._api.get_json("/v1/leads", params)
+                leads.extend(page.get("leads", []))
+                self._publish(resync_loaded=len(leads))
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+            result = self._store.repository.apply_snapshot(
+                leads, str(newest), fresh_as_of=self._now()
+            )
+        finally:
+            self._publish(resync_loaded=None)
+        self._applied(result)
+        self._notify(
+            Notice(NoticeKind.RESYNCED, f"your queue was reloaded from the server ({len(leads)})")
         )
-        self._publish(resync_progress=None)
 
     async def _pull_loop(self) -> None:
         while not self._stopping:
-            with contextlib.suppress(ApiError):
-                await self.pull_once()
+            if self._state.connectivity is not Connectivity.SIGN_IN_EXPIRED:
+                try:
+                    await self.pull_once()
+                except ApiError as exc:
+                    log.info("pull failed: %s", exc)
+                except Exception:
+                    log.exception("pull failed")
             self._wake_pull.clear()
             interval = self._settings.poll_interval
             if self._state.live:
-                interval = 60.0  # SSE pokes drive pulls; a slow safety net remains
-            if self._state.connectivity is Connectivity.OFFLINE:
-                interval = min(interval, self._settings.poll_interval)
+                interval = self._settings.live_safety_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_pull.wait(), timeout=interval)
 
@@ -305,34 +477,44 @@ class SyncEngine:
         failures = 0
         while not self._stopping:
             if self._state.connectivity is Connectivity.SIGN_IN_EXPIRED:
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(0.5)
                 continue
             try:
                 async for seq in self._api.events(self._cursor()):
                     if not self._state.live:
                         self._publish(live=True)
                         self._wake_pull.set()  # pull after every (re)connect
+                        self._wake_push.set()
                     failures = 0
                     if seq > self._cursor():
                         self._wake_pull.set()
             except SignInExpired as exc:
-                self._publish(connectivity=Connectivity.SIGN_IN_EXPIRED, last_error=str(exc))
+                self._expired(exc)
             except ApiError as exc:
                 log.info("live updates interrupted: %s", exc)
+            except Exception:
+                log.exception("live updates failed")
             failures += 1
             self._publish(live=False)
             delay = backoff_delay(
                 failures, self._settings.backoff_base, self._settings.backoff_max, self._rng
             )
-            await asyncio.sleep(max(delay, 0.2))
+            await asyncio.sleep(max(delay, self._settings.sse_min_reconnect))
+
+    def check_wake(self, previous: tuple[float, float]) -> tuple[float, float]:
+        """Compare (wall, monotonic) with `previous`; on a jump (the PC slept) pull and push at
+        once. Returns the new pair."""
+        wall, mono = self._wall(), self._mono()
+        if (wall - previous[0]) - (mono - previous[1]) > self._settings.sleep_jump:
+            log.info("the PC woke from sleep: syncing now")
+            self.wakeups += 1
+            self._wake_pull.set()
+            self._wake_push.set()
+        return wall, mono
 
     async def _sleep_watch(self) -> None:
         """After the PC wakes from sleep (wall clock jumps past the monotonic one), pull at once."""
-        wall, mono = time.time(), time.monotonic()
+        clocks = (self._wall(), self._mono())
         while not self._stopping:
-            await asyncio.sleep(5.0)
-            new_wall, new_mono = time.time(), time.monotonic()
-            if (new_wall - wall) - (new_mono - mono) > self._settings.sleep_jump:
-                self._wake_pull.set()
-                self._wake_push.set()
-            wall, mono = new_wall, new_mono
+            await asyncio.sleep(self._settings.sleep_check_interval)
+            clocks = self.check_wake(clocks)

@@ -236,7 +236,7 @@ def test_schema_of_the_newest_revision_matches_the_models(db_path: Path) -> None
         with engine.connect() as connection:
             diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
             assert diff == []
-            assert schema_revision(connection) == head_revision() == "0002"
+            assert schema_revision(connection) == head_revision() == "0003"
     finally:
         engine.dispose()
 
@@ -260,7 +260,8 @@ def test_an_older_database_is_upgraded_with_its_data(db_path: Path) -> None:
     engine = make_engine(db_path, KEY)
     try:
         with engine.connect() as connection:
-            assert schema_revision(connection) == "0002"
+            assert schema_revision(connection) == "0003"
+            assert "cached_documents" in inspect(connection).get_table_names()
             indexes = {i["name"] for i in inspect(connection).get_indexes("outbox")}
             assert "ix_outbox_state_due" in indexes
             lead_indexes = {i["name"] for i in inspect(connection).get_indexes("leads")}
