@@ -2,7 +2,7 @@
 
 1. The defaults below.
 2. The fleet file IT deploys machine-wide (`fleet.toml` in the platform's site config folder:
-   `/etc/xdg/bdc-workstation/` on Linux, `C:\\ProgramData\\BDC Workstation\\` on Windows, or the
+   `/etc/xdg/bdc-workstation/` on Linux, `C:\\ProgramData\\bdc-workstation\\` on Windows, or the
    path in `BDC_FLEET_CONFIG`). It sets values and says which settings users may change.
 3. The user's own file (`settings.toml` in the user config folder), applied only where the fleet
    file allows it. A user value for a locked setting is ignored and reported, never an error: a
@@ -26,7 +26,6 @@ from app.domain.errors import ResourceError
 from app.domain.rules_file import RulesDocument
 
 APP_NAME = "bdc-workstation"
-APP_AUTHOR = "BDC Workstation"
 FLEET_ENV = "BDC_FLEET_CONFIG"
 FLEET_FILE = "fleet.toml"
 USER_FILE = "settings.toml"
@@ -94,11 +93,11 @@ def fleet_path() -> Path:
     override = os.environ.get(FLEET_ENV)
     if override:
         return Path(override)
-    return Path(platformdirs.site_config_dir(APP_NAME, APP_AUTHOR)) / FLEET_FILE
+    return Path(platformdirs.site_config_dir(APP_NAME, appauthor=False)) / FLEET_FILE
 
 
 def user_path() -> Path:
-    return Path(platformdirs.user_config_dir(APP_NAME, APP_AUTHOR)) / USER_FILE
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / USER_FILE
 
 
 def load_settings(fleet: Path | None = None, user: Path | None = None) -> LoadedSettings:
