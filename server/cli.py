@@ -6,16 +6,24 @@ import argparse
 import logging
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import StoreRow, UserRow, make_engine, make_sessionmaker, transaction
 from server.settings import Settings, default_db_url
 
 
-def _sessions(db_url: str):  # type: ignore[no-untyped-def]
-    return make_sessionmaker(make_engine(db_url))
+@contextmanager
+def _sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
+    """Sessions on `db_url`; the engine (and its pooled connections) is closed afterwards."""
+    engine = make_engine(db_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -27,7 +35,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_create_store(args: argparse.Namespace) -> int:
-    with transaction(_sessions(args.db)) as session:
+    with _sessions(args.db) as sessions, transaction(sessions) as session:
         if session.get(StoreRow, args.id) is not None:
             print(f"error: store '{args.id}' already exists", file=sys.stderr)
             return 1
@@ -49,7 +57,7 @@ def cmd_create_store(args: argparse.Namespace) -> int:
 def cmd_create_user(args: argparse.Namespace) -> int:
     from server.auth import hash_password
 
-    with transaction(_sessions(args.db)) as session:
+    with _sessions(args.db) as sessions, transaction(sessions) as session:
         if session.get(StoreRow, args.store) is None:
             print(
                 f"error: store '{args.store}' does not exist; create it with "
@@ -77,7 +85,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
 def cmd_create_api_key(args: argparse.Namespace) -> int:
     from server.auth import create_api_key
 
-    with transaction(_sessions(args.db)) as session:
+    with _sessions(args.db) as sessions, transaction(sessions) as session:
         if session.get(StoreRow, args.store) is None:
             print(f"error: store '{args.store}' does not exist", file=sys.stderr)
             return 1
@@ -101,11 +109,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_seed_demo(args: argparse.Namespace) -> int:
-    from server.demo_seed import seed_demo
+    from server.demo_seed import SeedError, seed_demo
     from server.migrate import upgrade
 
     upgrade(args.db)
-    summary = seed_demo(_sessions(args.db), count=args.leads)
+    # The replay sends hundreds of demo messages through the log gateway: keep the output short.
+    logging.getLogger("bdc.messaging").setLevel(logging.WARNING)
+    print(f"seeding the demo into {_redact(args.db)} ...", flush=True)
+    try:
+        with _sessions(args.db) as sessions:
+            summary = seed_demo(sessions, count=args.leads)
+    except SeedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(summary)
     return 0
 
