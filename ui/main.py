@@ -29,6 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--leads", type=int, default=300, help="demo: how many leads to generate")
     parser.add_argument(
+        "--remove-local-data",
+        action="store_true",
+        help="delete this user's cached leads, unsent work, settings and logs on this PC, and exit",
+    )
+    parser.add_argument(
+        "link",
+        nargs="?",
+        default="",
+        help="a tel: or callto: link (from the desktop) whose number to look up in the queue",
+    )
+    parser.add_argument(
         "--self-test",
         action="store_true",
         help="check this installation (window, keyring, encrypted store, rules) and exit",
@@ -38,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.remove_local_data:
+        return _remove_local_data()
     if args.self_test:
         from ui.self_test import run_self_test
 
@@ -52,14 +65,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
 
+    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
     from ui.composition import build_demo_window
+    from ui.dialogs import SettingsDialog
+    from ui.theme import apply_theme
 
+    if QApplication.instance() is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
+            Qt.HighDpiScaleFactorRoundingPolicy.PassThrough
+        )
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     qt_app.setApplicationName("BDC Workstation")
     qt_app.setOrganizationName("BDC Workstation")
-    window = build_demo_window(lead_count=args.leads)
+    settings = None if args.screenshot is not None else QSettings()
+    if settings is not None:
+        if not settings.value("first_run_done", False):
+            SettingsDialog(settings).exec()
+        apply_theme(str(settings.value("theme", "system")))
+    sounds = settings is not None and str(settings.value("sounds", "true")).lower() == "true"
+    window = build_demo_window(lead_count=args.leads, settings=settings, sounds=sounds)
     if args.screenshot is not None:
         return _screenshot(window, args.screenshot)
     window.show()
@@ -68,6 +95,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         "live countdowns; close the window to quit."
     )
     return int(qt_app.exec())
+
+
+def _remove_local_data() -> int:
+    from app.local_data import local_data_folders, remove_local_data
+
+    folders = [folder for folder in local_data_folders() if folder.is_dir()]
+    if not folders:
+        print("No local data for this user on this PC.")
+        return 0
+    print("This deletes, for this user on this PC:")
+    for folder in folders:
+        print(f"  {folder}")
+    print("Work not yet sent to the lead API will be lost.")
+    if input("Type DELETE to continue: ").strip() != "DELETE":
+        print("Nothing deleted.")
+        return 1
+    for folder in remove_local_data(tuple(folders)):
+        print(f"deleted {folder}")
+    return 0
 
 
 def _screenshot(window, path: Path) -> int:  # type: ignore[no-untyped-def]

@@ -1,91 +1,321 @@
-"""The agent's main window: the work queue on the left, the lead workspace on the right."""
+"""The agent's main window: the work queue on the left, the lead workspace on the right.
+
+Everything it shows arrives as frozen data from the injected `LeadSource`; everything the agent
+does goes out through the injected `LeadActions` and `Dialer` (see ui/ports.py).
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
+from html import escape
+from zoneinfo import ZoneInfo
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelectionModel,
+    QModelIndex,
+    QObject,
+    QSettings,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QMainWindow,
+    QPlainTextEdit,
+    QPushButton,
     QSplitter,
     QTableView,
+    QTabWidget,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
-from app.domain.priority import WorkItem
-from app.services.workqueue import WorkQueue
+from app.domain.dispositions import AfterEvent, Disposition, DispositionCatalog
+from app.domain.errors import DomainError
+from app.domain.leads import Channel
+from app.domain.priority import WorkItem, WorkKind, countdown_text
+from app.services.workqueue import LeadDetail
+from ui.composer import Composer
+from ui.content import LeadContent
+from ui.dialogs import AboutDialog, SettingsDialog, ShortcutSheet, SignInDialog
+from ui.disposition_bar import DispositionBar, PickTime, ScheduleDialog
+from ui.notify import Notifier
+from ui.ports import (
+    CallEvent,
+    CallPhase,
+    CallRecord,
+    Clock,
+    Dialer,
+    DispositionRequest,
+    LeadActions,
+    LeadSource,
+    Presence,
+    PresenceState,
+    SignIn,
+    SyncView,
+)
 from ui.queue_model import COL_DUE, COL_NAME, COL_SOURCE, COL_TIER, COL_VEHICLE, QueueModel
-from ui.workspace import render_lead_html
+from ui.status import Banner, PresenceControl, SyncStatus, elapsed_text
+from ui.theme import current_colors
+from ui.workspace import render_lead_html, render_script_html
 
-RERANK_EVERY_TICKS = 5  # re-rank a few seconds apart, so rows don't jump under the mouse
+SETTLE_SECONDS = 1.5  # reorder only after the agent left the list alone this long
+MAX_DEFER_SECONDS = 15.0  # ... or at the latest after this long
+REFRESH_EVERY_TICKS = 2
+COMPLIANCE_EVERY_TICKS = 5
+TAB_LEAD, TAB_SCRIPT, TAB_TEXT, TAB_EMAIL, TAB_NOTES = range(5)
+
+SHORTCUTS: list[tuple[str, str]] = [
+    ("Ctrl+Down / Ctrl+Up", "Next / previous work item"),
+    ("Ctrl+F", "Search the queue (name, phone, vehicle); Esc returns to the queue"),
+    ("Ctrl+D", "Call the customer"),
+    ("Ctrl+E", "Hang up"),
+    ("Ctrl+T", "Text: open the template picker"),
+    ("Ctrl+Shift+E", "Email: open the template picker"),
+    ("Ctrl+Enter", "Send the text / email, or save the note"),
+    ("Ctrl+N", "Write a note"),
+    ("Alt+1 … Alt+5", "Lead · Script · Text · Email · Notes tabs"),
+    ("Ctrl+Z", "Undo the last disposition (for a few seconds)"),
+    ("Ctrl+P", "Pause / resume"),
+    ("F1", "This sheet"),
+]
+
+
+def _local_clock(moment: datetime) -> str:
+    return moment.strftime("%I:%M %p").lstrip("0")
+
+
+class _Interaction(QObject):
+    """Notes when the agent moves the mouse or scrolls over the queue."""
+
+    def __init__(self, touched: Callable[[], None], parent: QObject) -> None:
+        super().__init__(parent)
+        self._touched = touched
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.MouseMove, QEvent.Type.Wheel, QEvent.Type.Enter):
+            self._touched()
+        return False
 
 
 class MainWindow(QMainWindow):
+    call_event = Signal(object)  # CallEvent, delivered on the GUI thread
+
     def __init__(
         self,
-        queue: WorkQueue,
-        clock: Callable[[], datetime],
+        source: LeadSource,
+        actions: LeadActions,
+        content: LeadContent,
+        catalog: DispositionCatalog,
+        clock: Clock,
         *,
+        dialer: Dialer,
+        store_zone: ZoneInfo,
         title: str,
-        status_text: str,
+        status_text: str = "",
+        settings: QSettings | None = None,
+        sounds: bool = False,
+        pick_time: PickTime | None = None,
+        sign_in: SignIn | None = None,
+        sync_view: SyncView | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
-        self._queue = queue
+        self._source = source
+        self._actions = actions
+        self._content = content
+        self._catalog = catalog
         self._clock = clock
+        self._dialer = dialer
+        self._store_zone = store_zone
+        self._settings = settings
+        self._pick_time = pick_time or self._ask_time
+        self._sign_in = sign_in
+        self._monotonic = monotonic
+        self._colors = current_colors()
         self._ticks = 0
+        self._last_touch = -1e9
+        self._deferred_since: float | None = None
+        self._detail: LeadDetail | None = None
+        self._worked_channel: Channel | None = None
+        self._call_started: datetime | None = None
+        self._call_connected = False
+        self._call_lead: str | None = None
+        self.last_call: CallRecord | None = None
+        self._undo_leads: dict[str, str] = {}
         self.setWindowTitle(title)
 
-        self.model = QueueModel(clock, self)
+        # -- queue
+        self.model = QueueModel(clock, self, monotonic=monotonic, colors=self._colors)
         self.table = QTableView()
+        self.table.setObjectName("queue_table")
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
+        self.table.setMouseTracking(True)
         self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(34)
+        self.table.verticalHeader().setDefaultSectionSize(36)
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        widths = {COL_DUE: 140, COL_NAME: 170, COL_VEHICLE: 230, COL_SOURCE: 120, COL_TIER: 120}
+        widths = {COL_DUE: 165, COL_NAME: 180, COL_VEHICLE: 210, COL_SOURCE: 110, COL_TIER: 100}
         for column, width in widths.items():
             self.table.setColumnWidth(column, width)
+        self._interaction = _Interaction(self._touched, self)
+        self.table.viewport().installEventFilter(self._interaction)
+        self.model.item_arrived.connect(self._announce)
 
         self.search = QLineEdit()
+        self.search.setObjectName("search")
         self.search.setPlaceholderText("Search name, phone or vehicle  (Ctrl+F)")
         self.search.setClearButtonEnabled(True)
-        self.search.textChanged.connect(self._reload)
-        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.search.setFocus)
+        self.search.textChanged.connect(self._search_changed)
+        self.search.returnPressed.connect(self._focus_queue)
+        self.queue_hint = QLabel("▲ moved up · ★ new · ⚠ overdue — hover a row for why it is there")
+        self.queue_hint.setStyleSheet(f"color:{self._colors.muted}")
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(6, 6, 0, 6)
         left_layout.addWidget(self.search)
-        left_layout.addWidget(self.table)
+        left_layout.addWidget(self.table, 1)
+        left_layout.addWidget(self.queue_hint)
 
-        self.workspace = QTextBrowser()
-        self.workspace.setOpenLinks(False)
+        # -- workspace
+        self.lead_name = QLabel()
+        self.lead_name.setObjectName("lead_name")
+        font = self.lead_name.font()
+        font.setPointSizeF(font.pointSizeF() * 1.6)
+        font.setBold(True)
+        self.lead_name.setFont(font)
+        self.lead_summary = QLabel()
+        self.lead_summary.setWordWrap(True)
+        self.countdown = QLabel()
+        self.countdown.setObjectName("lead_countdown")
+        big = self.countdown.font()
+        big.setPointSizeF(big.pointSizeF() * 2.2)
+        big.setBold(True)
+        self.countdown.setFont(big)
+        self.countdown.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        head = QHBoxLayout()
+        names = QVBoxLayout()
+        names.addWidget(self.lead_name)
+        names.addWidget(self.lead_summary)
+        head.addLayout(names, 1)
+        head.addWidget(self.countdown)
 
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(left)
-        splitter.addWidget(self.workspace)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        self.setCentralWidget(splitter)
+        self.call_button = QPushButton("☎  Call  (Ctrl+D)")
+        self.call_button.setObjectName("call_button")
+        self.call_button.setMinimumHeight(40)
+        self.call_button.clicked.connect(self.dial)
+        self.hang_up_button = QPushButton("Hang up  (Ctrl+E)")
+        self.hang_up_button.setObjectName("hang_up_button")
+        self.hang_up_button.setMinimumHeight(40)
+        self.hang_up_button.setEnabled(False)
+        self.hang_up_button.clicked.connect(self.hang_up)
+        self.call_status = QLabel()
+        self.call_status.setObjectName("call_status")
+        self.call_status.setWordWrap(True)
+        call_row = QHBoxLayout()
+        call_row.addWidget(self.call_button)
+        call_row.addWidget(self.hang_up_button)
+        call_row.addWidget(self.call_status, 1)
 
+        self.lead_card = QTextBrowser()
+        self.lead_card.setObjectName("lead_card")
+        self.lead_card.setOpenLinks(False)
+        self.script = QTextBrowser()
+        self.script.setObjectName("script_panel")
+        self.text_composer = Composer(Channel.TEXT, actions, content, clock, colors=self._colors)
+        self.email_composer = Composer(Channel.EMAIL, actions, content, clock, colors=self._colors)
+        self.text_composer.sent.connect(lambda _r: self._after_send(Channel.TEXT))
+        self.email_composer.sent.connect(lambda _r: self._after_send(Channel.EMAIL))
+        self.notes = QPlainTextEdit()
+        self.notes.setObjectName("notes_editor")
+        self.notes.setPlaceholderText("Notes on this lead — saved to its timeline (Ctrl+Enter)")
+        self.save_note_button = QPushButton("Save note  (Ctrl+Enter)")
+        self.save_note_button.clicked.connect(self.save_note)
+        self.note_status = QLabel()
+        notes_page = QWidget()
+        notes_layout = QVBoxLayout(notes_page)
+        notes_layout.addWidget(self.notes, 1)
+        notes_row = QHBoxLayout()
+        notes_row.addWidget(self.note_status, 1)
+        notes_row.addWidget(self.save_note_button)
+        notes_layout.addLayout(notes_row)
+
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("workspace_tabs")
+        self.tabs.addTab(self.lead_card, "&1 Lead")
+        self.tabs.addTab(self.script, "&2 Script")
+        self.tabs.addTab(self.text_composer, "&3 Text")
+        self.tabs.addTab(self.email_composer, "&4 Email")
+        self.tabs.addTab(notes_page, "&5 Notes")
+
+        self.disposition_bar = DispositionBar(catalog, self, colors=self._colors)
+        self.disposition_bar.chosen.connect(self.log_disposition)
+        self.disposition_bar.undo_requested.connect(self._undo)
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(6, 6, 6, 6)
+        right_layout.addLayout(head)
+        right_layout.addLayout(call_row)
+        right_layout.addWidget(self.tabs, 1)
+        right_layout.addWidget(self.disposition_bar)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("main_splitter")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 5)
+        self.splitter.setStretchFactor(1, 4)
+        self.splitter.setSizes([880, 620])
+
+        self.banner = Banner(colors=self._colors)
+        self.banner.sign_in_clicked.connect(self.open_sign_in)
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.setSpacing(0)
+        central_layout.addWidget(self.banner)
+        central_layout.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
+
+        # -- status bar
+        self.sync_status = SyncStatus(colors=self._colors)
         self.connection_label = QLabel(status_text)
         self.counts_label = QLabel()
-        self.statusBar().addWidget(self.connection_label, 1)
-        self.statusBar().addPermanentWidget(self.counts_label)
+        self.counts_label.setObjectName("queue_counts")
+        self.presence = PresenceControl(
+            Presence(PresenceState.AVAILABLE, clock()), colors=self._colors
+        )
+        self.presence.changed.connect(self.set_presence)
+        bar = self.statusBar()
+        bar.addWidget(self.sync_status)
+        bar.addWidget(self.connection_label, 1)
+        bar.addPermanentWidget(self.counts_label)
+        bar.addPermanentWidget(self.presence)
+        self.set_sync_state(sync_view or SyncView())
 
+        self.notifier = Notifier(self, sounds=sounds)
+        self._build_menus()
+        self._build_shortcuts()
+
+        self.call_event.connect(self._on_call_event)
+        dialer.set_listener(self.call_event.emit)
         self.table.selectionModel().currentRowChanged.connect(self._show_current)
 
         # The one refresh timer: repaints countdowns every second, re-ranks every few seconds.
@@ -95,36 +325,155 @@ class MainWindow(QMainWindow):
         self.countdown_timer.timeout.connect(self._tick)
         self.countdown_timer.start()
 
-        self._reload()
+        self.model.set_items(self._visible_items())
+        self._update_counts()
+        self._show_workspace(None)
+        self._restore_layout()
 
-    # Data flow
+    # ------------------------------------------------------------------ menus and keys
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        if self._sign_in is not None:
+            file_menu.addAction("&Sign in…", self.open_sign_in)
+        file_menu.addAction("Se&ttings…", self.open_settings)
+        file_menu.addSeparator()
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&Keyboard shortcuts (F1)", self.show_shortcuts)
+        help_menu.addAction("&About", lambda: AboutDialog(self).exec())
+
+    def _build_shortcuts(self) -> None:
+        def key(sequence: str | QKeySequence.StandardKey, slot: Callable[[], object]) -> None:
+            shortcut = QShortcut(QKeySequence(sequence), self)
+            shortcut.activated.connect(slot)
+
+        key("Ctrl+Down", self.select_next)
+        key("Ctrl+Up", self.select_previous)
+        key(QKeySequence.StandardKey.Find, self.focus_search)
+        key("Ctrl+D", self.dial)
+        key("Ctrl+E", self.hang_up)
+        key("Ctrl+T", lambda: self._open_composer(self.text_composer, TAB_TEXT))
+        key("Ctrl+Shift+E", lambda: self._open_composer(self.email_composer, TAB_EMAIL))
+        key("Ctrl+Return", self.send_current)
+        key("Ctrl+Enter", self.send_current)
+        key("Ctrl+N", self._open_notes)
+        key("Ctrl+P", self.toggle_pause)
+        key("F1", self.show_shortcuts)
+        for number in range(5):
+            key(f"Alt+{number + 1}", lambda n=number: self.tabs.setCurrentIndex(n))
+        escape_search = QShortcut(QKeySequence("Escape"), self.search)
+        escape_search.setContext(Qt.ShortcutContext.WidgetShortcut)
+        escape_search.activated.connect(self._focus_queue)
+
+    def shortcut_list(self) -> list[tuple[str, str]]:
+        dispositions = [
+            (d.hotkey, f"Log “{d.label}”" + (" (asks for a time)" if d.needs_time else ""))
+            for d in self._catalog
+            if d.hotkey
+        ]
+        return [*SHORTCUTS[:3], *SHORTCUTS[3:], *dispositions]
+
+    def show_shortcuts(self) -> None:
+        self.shortcut_sheet = ShortcutSheet(self.shortcut_list(), self)
+        self.shortcut_sheet.show()
+
+    def focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
+    def _focus_queue(self) -> None:
+        self.table.setFocus()
+        if not self.table.currentIndex().isValid():
+            self.select_first()
+
+    def _open_composer(self, composer: Composer, tab: int) -> None:
+        self.tabs.setCurrentIndex(tab)
+        composer.focus_picker()
+
+    def _open_notes(self) -> None:
+        self.tabs.setCurrentIndex(TAB_NOTES)
+        self.notes.setFocus()
+
+    def send_current(self) -> None:
+        tab = self.tabs.currentIndex()
+        if tab == TAB_TEXT:
+            self.text_composer.send()
+        elif tab == TAB_EMAIL:
+            self.email_composer.send()
+        elif tab == TAB_NOTES:
+            self.save_note()
+
+    # ------------------------------------------------------------------ data flow
 
     def _visible_items(self) -> list[WorkItem]:
-        return self._queue.items(self._clock(), search=self.search.text())
+        return self._source.items(self._clock(), search=self.search.text())
 
-    def _reload(self) -> None:
-        current = self.current_item()
+    def _touched(self) -> None:
+        self._last_touch = self._monotonic()
+
+    def _settled(self) -> bool:
+        now = self._monotonic()
+        if now - self._last_touch >= SETTLE_SECONDS:
+            return True
+        return self._deferred_since is not None and now - self._deferred_since >= MAX_DEFER_SECONDS
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Re-rank; apply a new order only once the agent left the list alone (or `force`)."""
         items = self._visible_items()
-        if [i.lead_id for i in items] != [
-            self.model.item_at(r).lead_id  # type: ignore[union-attr]
-            for r in range(self.model.rowCount())
-        ]:
-            self.model.set_items(items)
-            self._restore_selection(current.lead_id if current else None)
-        self._update_counts(items)
+        same_order = [i.lead_id for i in items] == self.model.lead_ids()
+        if same_order or force or self._settled():
+            self.model.update_items(items)
+            self._deferred_since = None
+        elif self._deferred_since is None:
+            self._deferred_since = self._monotonic()
+        self._update_counts()
+        if self.table.currentIndex().isValid() is False and self.model.rowCount():
+            self.select_first()
+
+    def _search_changed(self) -> None:
+        current = self.current_item()
+        self.model.set_items(self._visible_items())
+        self._update_counts()
+        if current is not None:
+            self._select_lead(current.lead_id)
 
     def _tick(self) -> None:
         self._ticks += 1
         self.model.tick()
-        if self._ticks % RERANK_EVERY_TICKS == 0:
-            self._reload()
+        self._update_header_clock()
+        self._update_call_timer()
+        self.presence.show_presence(self.presence.presence, self._clock())
+        if self._ticks % REFRESH_EVERY_TICKS == 0:
+            self.refresh()
+        if self._ticks % COMPLIANCE_EVERY_TICKS == 0:
+            self.text_composer.refresh_compliance()
+            self.email_composer.refresh_compliance()
 
-    def _update_counts(self, items: list[WorkItem]) -> None:
+    def _update_counts(self) -> None:
         now = self._clock()
-        breached = sum(1 for i in items if i.due_at < now and i.bucket(now) < 4)
-        self.counts_label.setText(f"{len(items)} in queue · {breached} overdue")
+        rows = self.model.rowCount()
+        overdue = 0
+        for row in range(rows):
+            item = self.model.item_at(row)
+            if item is None or item.bucket(now) >= 4:
+                break
+            overdue += item.due_at < now
+        total = len(self._source)
+        self.counts_label.setText(f"{rows} in queue · {overdue} overdue · {total} leads")
 
-    # Selection and the workspace
+    def _announce(self, item: WorkItem) -> None:
+        if item.kind is WorkKind.CUSTOMER_REPLY:
+            self.notifier.notify(f"{item.name} replied", item.detail or item.action)
+        elif item.tier == "hot":
+            self.notifier.notify(
+                f"New hot lead: {item.name}", f"{item.vehicle} · {item.source} · call now"
+            )
+
+    # ------------------------------------------------------------------ selection
 
     def current_item(self) -> WorkItem | None:
         index = self.table.currentIndex()
@@ -133,6 +482,16 @@ class MainWindow(QMainWindow):
     def select_first(self) -> None:
         if self.model.rowCount():
             self._select_row(0)
+
+    def select_next(self) -> None:
+        row = self.table.currentIndex().row()
+        if row + 1 < self.model.rowCount():
+            self._select_row(row + 1)
+
+    def select_previous(self) -> None:
+        row = self.table.currentIndex().row()
+        if row > 0:
+            self._select_row(row - 1)
 
     def _select_row(self, row: int) -> None:
         index = self.model.index(row, COL_NAME)
@@ -143,19 +502,294 @@ class MainWindow(QMainWindow):
         )
         self.table.scrollTo(index)
 
-    def _restore_selection(self, lead_id: str | None) -> None:
-        if lead_id is None:
-            return
-        for row in range(self.model.rowCount()):
-            item = self.model.item_at(row)
-            if item is not None and item.lead_id == lead_id:
-                self._select_row(row)
-                return
+    def _select_lead(self, lead_id: str) -> bool:
+        row = self.model.row_of(lead_id)
+        if row >= 0:
+            self._select_row(row)
+        return row >= 0
 
     def _show_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self._touched()
         item = self.model.item_at(current.row())
+        self._show_workspace(item)
+
+    def _show_workspace(self, item: WorkItem | None, *, keep_tab: bool = True) -> None:
+        previous = self._detail.lead.id if self._detail else None
         if item is None:
-            self.workspace.clear()
+            self._detail = None
+            self.lead_name.setText("No lead selected")
+            self.lead_summary.setText("Pick a row, or Ctrl+Down for the next work item.")
+            self.lead_card.clear()
+            self.script.clear()
+            self.text_composer.set_lead(None)
+            self.email_composer.set_lead(None)
+            self.disposition_bar.set_enabled_for_lead(False)
+            self.call_button.setEnabled(False)
+            self.countdown.clear()
             return
-        detail = self._queue.detail(item.lead_id, self._clock())
-        self.workspace.setHtml(render_lead_html(detail))
+        detail = self._source.detail(item.lead_id, self._clock())
+        self._detail = detail
+        if previous != item.lead_id:
+            self._worked_channel = None
+            self.notes.clear()
+            self.note_status.clear()
+            if self._call_lead is None:
+                self.call_status.clear()
+        self.lead_name.setText(escape(item.name))
+        next_text = escape(detail.next_text) if detail.next_text else ""
+        their = _local_clock(detail.customer_time)
+        self.lead_summary.setText(
+            f"<b>{escape(item.vehicle or 'No vehicle named')}</b> · {escape(item.source)} · "
+            f"{item.tier.upper()} {item.grade} · their time {their}<br>"
+            f"<b>Now:</b> {escape(item.action)}"
+            + (f" — {escape(item.detail)}" if item.detail else "")
+            + (f"<br><b>Cadence:</b> {next_text}" if next_text else "")
+        )
+        self.lead_card.setHtml(render_lead_html(detail, self._colors))
+        try:
+            self.script.setHtml(render_script_html(self._content.script_for(detail), self._colors))
+        except DomainError as exc:
+            self.script.setPlainText(f"No call script for this lead: {exc}")
+        self.text_composer.set_lead(detail)
+        self.email_composer.set_lead(detail)
+        self.disposition_bar.set_enabled_for_lead(True)
+        self.call_button.setEnabled(self._call_lead is None)
+        self._update_header_clock()
+        if not keep_tab:
+            self.tabs.setCurrentIndex(TAB_LEAD)
+
+    def _update_header_clock(self) -> None:
+        item = self.current_item()
+        if item is None:
+            self.countdown.clear()
+            return
+        text = countdown_text(item.due_at, self._clock())
+        if text.startswith("+"):
+            self.countdown.setText(f"⚠ {text[1:]} overdue")
+            color = self._colors.red
+        else:
+            self.countdown.setText(f"{text} left")
+            left = (item.due_at - self._clock()).total_seconds()
+            color = self._colors.orange if left <= 120 else self._colors.green
+        self.countdown.setStyleSheet(f"color:{color}")
+
+    # ------------------------------------------------------------------ calls
+
+    def dial(self) -> None:
+        item = self.current_item()
+        detail = self._detail
+        if item is None or detail is None or self._call_lead is not None:
+            return
+        decision = self._actions.check_contact(item.lead_id, Channel.CALL, self._clock())
+        if not decision.allowed or decision.address is None:
+            self.call_status.setText(
+                f"<span style='color:{self._colors.red}'><b>✖ Not calling:</b> "
+                f"{escape(decision.message)}</span>"
+            )
+            return
+        self._worked_channel = Channel.CALL
+        self._call_lead = item.lead_id
+        self._call_started = self._clock()
+        self._call_connected = False
+        self.call_button.setEnabled(False)
+        self.hang_up_button.setEnabled(True)
+        self.set_presence(Presence(PresenceState.ON_CALL, self._clock()))
+        self._dialer.dial(item.lead_id, decision.address)
+
+    def hang_up(self) -> None:
+        if self._call_lead is not None:
+            self._dialer.hang_up()
+
+    def _on_call_event(self, event: CallEvent) -> None:
+        if event.phase is CallPhase.CONNECTED:
+            self._call_connected = True
+        if event.phase is not CallPhase.ENDED:
+            self._call_status_text(event.phase.value.title(), event.message)
+            return
+        started = self._call_started or event.at
+        answered: bool | None = None
+        if event.outcome is AfterEvent.CALL_ANSWERED:
+            answered = True
+        elif event.outcome is not None:
+            answered = False
+        self.last_call = CallRecord(
+            event.lead_id, event.number, started, event.at, answered, event.outcome
+        )
+        self._call_lead = None
+        self._call_started = None
+        self.hang_up_button.setEnabled(False)
+        self.call_button.setEnabled(self._detail is not None)
+        self.set_presence(Presence(PresenceState.WRAP_UP, self._clock()))
+        likely = self._catalog.likely_after(event.outcome) if event.outcome else None
+        duration = elapsed_text(self.last_call.duration_s)
+        what = event.message or (event.outcome.value.replace("_", " ") if event.outcome else "")
+        self.call_status.setText(f"Call ended after {duration} — {escape(what)}. Log the outcome.")
+        self.disposition_bar.mark_likely(likely.code if likely else None)
+
+    def _call_status_text(self, phase: str, message: str) -> None:
+        seconds = (self._clock() - self._call_started).total_seconds() if self._call_started else 0
+        color = self._colors.blue
+        self.call_status.setText(
+            f"<b style='color:{color}'>☎ {phase} {elapsed_text(seconds)}</b> {escape(message)}"
+        )
+
+    def _update_call_timer(self) -> None:
+        if self._call_lead is not None and self._call_started is not None:
+            phase = "On call" if self._call_connected else "Calling"
+            self._call_status_text(phase, "")
+
+    # ------------------------------------------------------------------ actions
+
+    def _ask_time(
+        self, disposition: Disposition, name: str, zone: ZoneInfo, now: datetime
+    ) -> datetime | None:
+        dialog = ScheduleDialog(disposition, name, zone, self._store_zone, now, self)
+        return dialog.chosen() if dialog.exec() else None
+
+    def log_disposition(self, code: str) -> None:
+        item = self.current_item()
+        detail = self._detail
+        if item is None or detail is None:
+            return
+        disposition = self._catalog.get(code)
+        if self._call_lead == item.lead_id:
+            self.hang_up()
+        now = self._clock()
+        scheduled = None
+        if disposition.needs_time:
+            scheduled = self._pick_time(disposition, item.name, detail.zone.primary_zone, now)
+            if scheduled is None:
+                return
+        call = self.last_call if self.last_call and self.last_call.lead_id == item.lead_id else None
+        channel = (
+            disposition.channel
+            or (Channel.CALL if call else None)
+            or self._worked_channel
+            or item.channel
+            or Channel.CALL
+        )
+        try:
+            result = self._actions.log_disposition(
+                DispositionRequest(
+                    lead_id=item.lead_id,
+                    code=code,
+                    at=now,
+                    channel=channel,
+                    scheduled_for=scheduled,
+                    note=self.notes.toPlainText().strip(),
+                    call=call,
+                )
+            )
+        except DomainError as exc:
+            self.disposition_bar.show_error(str(exc))
+            return
+        self.last_call = None
+        self.notes.clear()
+        if self.presence.presence.state is PresenceState.WRAP_UP:
+            self.set_presence(Presence(PresenceState.AVAILABLE, self._clock()))
+        self.refresh(force=True)
+        self._select_next_after(item.lead_id)
+        if result.undo_token:
+            self._undo_leads[result.undo_token] = item.lead_id
+        self.disposition_bar.show_result(item.name, result)
+
+    def _select_next_after(self, lead_id: str) -> None:
+        for row in range(self.model.rowCount()):
+            candidate = self.model.item_at(row)
+            if candidate is not None and candidate.lead_id != lead_id:
+                self._select_row(row)
+                self.tabs.setCurrentIndex(TAB_LEAD)
+                return
+        self._show_workspace(None)
+
+    def _undo(self, token: str) -> None:
+        if not self._actions.undo(token):
+            self.disposition_bar.show_error("Too late to undo: it was already sent.")
+            return
+        lead_id = self._undo_leads.pop(token, None)
+        self.refresh(force=True)
+        self.disposition_bar.result.setText("↶ Undone — the lead is back as it was.")
+        if lead_id is not None:
+            self._select_lead(lead_id)
+
+    def _after_send(self, channel: Channel) -> None:
+        self._worked_channel = channel
+        item = self.current_item()
+        if item is not None:
+            self._show_workspace(item)
+        event = AfterEvent.TEXT_SENT if channel is Channel.TEXT else AfterEvent.EMAIL_SENT
+        likely = self._catalog.likely_after(event)
+        self.disposition_bar.mark_likely(likely.code if likely else None)
+
+    def save_note(self) -> None:
+        item = self.current_item()
+        text = self.notes.toPlainText()
+        if item is None:
+            return
+        result = self._actions.add_note(item.lead_id, text, self._clock())
+        mark = "✔" if result.ok else "✖"
+        self.note_status.setText(f"{mark} {result.message}")
+        if result.ok:
+            self.notes.clear()
+            self._show_workspace(item)
+
+    # ------------------------------------------------------------------ presence and sync
+
+    def set_presence(self, presence: Presence) -> None:
+        presence = Presence(presence.state, self._clock(), presence.reason)
+        self._actions.set_presence(presence)
+        self.presence.show_presence(presence, self._clock())
+
+    def toggle_pause(self) -> None:
+        if self.presence.presence.state is PresenceState.PAUSED:
+            self.set_presence(Presence(PresenceState.AVAILABLE, self._clock()))
+        else:
+            self.set_presence(Presence(PresenceState.PAUSED, self._clock(), "Break"))
+
+    def set_sync_state(self, view: SyncView) -> None:
+        """Where app.sync's state lands (call on the GUI thread)."""
+        self.sync_view = view
+        self.sync_status.show_state(view)
+        self.banner.show_state(view)
+
+    # ------------------------------------------------------------------ dialogs
+
+    def open_sign_in(self) -> None:
+        if self._sign_in is None:
+            return
+        SignInDialog(self._sign_in, self).exec()
+
+    def open_settings(self) -> None:
+        settings = self._settings or QSettings()
+        SettingsDialog(settings, self).exec()
+
+    # ------------------------------------------------------------------ layout persistence
+
+    def _restore_layout(self) -> None:
+        settings = self._settings
+        if settings is None:
+            return
+        for key, restore in (
+            ("window/geometry", self.restoreGeometry),
+            ("window/state", self.restoreState),
+            ("window/splitter", self.splitter.restoreState),
+            ("queue/header", self.table.horizontalHeader().restoreState),
+        ):
+            value = settings.value(key)
+            if value is not None:
+                restore(value)
+
+    def save_layout(self) -> None:
+        settings = self._settings
+        if settings is None:
+            return
+        settings.setValue("window/geometry", self.saveGeometry())
+        settings.setValue("window/state", self.saveState())
+        settings.setValue("window/splitter", self.splitter.saveState())
+        settings.setValue("queue/header", self.table.horizontalHeader().saveState())
+        settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_layout()
+        self.countdown_timer.stop()
+        super().closeEvent(event)

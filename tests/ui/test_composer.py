@@ -1,0 +1,91 @@
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from app.domain.compliance import BlockCode
+from app.domain.leads import Channel
+from tests.ui.conftest import NOW, FakeDialer
+from ui.composer import counter_text
+from ui.composition import build_demo_window
+from ui.main_window import TAB_TEXT
+
+CHICAGO = ZoneInfo("America/Chicago")
+LATE = datetime(2026, 11, 25, 21, 30, tzinfo=CHICAGO).astimezone(UTC)
+
+
+def _window_at(qtbot: QtBot, now: datetime):  # type: ignore[no-untyped-def]
+    window = build_demo_window(lead_count=120, clock=lambda: now, dialer=FakeDialer())
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    return window
+
+
+def _textable_lead_in_chicago(window, now: datetime, *, blocked_by: BlockCode | None):  # type: ignore[no-untyped-def]
+    for row in range(window.model.rowCount()):
+        item = window.model.item_at(row)
+        detail = window.queue.detail(item.lead_id, now)
+        if detail.zone.primary != "America/Chicago" or detail.lead.text_phone is None:
+            continue
+        decision = dict(detail.contact)[Channel.TEXT]
+        if blocked_by is None and decision.allowed:
+            return row, detail
+        if blocked_by is not None and blocked_by in decision.codes:
+            return row, detail
+    raise AssertionError("no suitable lead in the demo data")
+
+
+def test_compliance_banner_blocks_a_text_at_2130_their_time(qtbot: QtBot) -> None:
+    window = _window_at(qtbot, LATE)
+    row, detail = _textable_lead_in_chicago(window, LATE, blocked_by=BlockCode.QUIET_HOURS)
+    window._select_row(row)
+    qtbot.keyClick(window.table, Qt.Key.Key_3, Qt.KeyboardModifier.AltModifier)
+    assert window.tabs.currentIndex() == TAB_TEXT
+    composer = window.text_composer
+    composer.body.setPlainText("Hi, still interested in the car?")
+    banner = composer.banner
+    assert banner.isVisible()
+    assert "quiet hours" in banner.text()
+    assert "21:30" in banner.text()  # it is 21:30 their time
+    assert "8:00 AM their time" in banner.text()  # and when it opens again
+    assert not composer.send_button.isEnabled()
+    assert composer.send() is None
+    assert window.backend.sent == []  # type: ignore[attr-defined]
+    texts = [
+        a for a in window.queue.detail(detail.lead.id, LATE).timeline if a.kind.value == "text"
+    ]  # type: ignore[attr-defined]
+    assert len(texts) == len([a for a in detail.timeline if a.kind.value == "text"])
+
+
+def test_a_text_goes_out_in_hours_with_template_and_counter(qtbot: QtBot) -> None:
+    window = _window_at(qtbot, NOW)
+    row, _detail = _textable_lead_in_chicago(window, NOW, blocked_by=None)
+    window._select_row(row)
+    composer = window.text_composer
+    window.tabs.setCurrentIndex(TAB_TEXT)
+    assert not composer.banner.isVisible()
+    assert composer.picker.count() > 1
+    composer.picker.setCurrentIndex(1)
+    body = composer.body.toPlainText()
+    assert body and "{" not in body  # merge fields filled
+    assert "GSM-7" in composer.counter.text() or "UCS-2" in composer.counter.text()
+    if "?]" in body:  # a missing merge field blocks sending until filled
+        composer.body.setPlainText(body.replace("?]", "]").replace("[", ""))
+    qtbot.keyClick(composer.body, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert window.backend.sent  # type: ignore[attr-defined]
+    assert "✔" in composer.status.text()
+    assert window.disposition_bar.likely == "text_sent"
+    thread = composer.thread.toPlainText()
+    assert window.backend.sent[-1].body[:20] in thread  # type: ignore[attr-defined]
+
+
+def test_counter_says_encoding_and_segments() -> None:
+    assert counter_text("hello").startswith("GSM-7 · 5 chars · 1 segment")
+    two = counter_text("x" * 161)
+    assert "2 segments" in two
+    emoji = counter_text("Great 🚗")
+    assert emoji.startswith("UCS-2") and "🚗" in emoji
