@@ -3,6 +3,7 @@ and a fresh PostgreSQL database when BDC_TEST_POSTGRES_URL is set; two stores; e
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from sqlalchemy import create_engine, make_url, text
 from server.app import create_app
 from server.auth import create_api_key, hash_password
 from server.db import StoreRow, UserRow, make_engine, make_sessionmaker, transaction
-from server.migrate import upgrade
+from server.migrate import MIGRATIONS, upgrade
 from server.settings import Settings
 
 PASSWORD = "correct horse battery"
@@ -78,22 +79,44 @@ def _database_url(tmp_path: Path, kind: str) -> Iterator[str]:
 
 
 _templates: dict[str, str] = {}
+_TEMPLATE_LOCK = 724_310_099
+
+
+def _schema_hash() -> str:
+    """A digest of the migration scripts: a changed schema gets a new template."""
+    digest = hashlib.sha256()
+    for path in sorted(MIGRATIONS.rglob("*.py")):
+        digest.update(path.relative_to(MIGRATIONS).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _migrated_template(base: str) -> str:
-    """A PostgreSQL database at the newest schema, made once per test run and copied per test."""
+    """A PostgreSQL database at the newest schema, copied per test (much faster than migrating
+    each test's database). Named by the migrations' digest and shared by every test run on this
+    server — several runs (other sessions, CI jobs) may use it at once, so none drops another's
+    template: it is built under a temporary name, then renamed, under an advisory lock."""
     if base not in _templates:
-        name = f"bdc_template_{uuid.uuid4().hex[:8]}"
+        name = f"bdc_template_{_schema_hash()}"
         admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            for (stale,) in connection.execute(
-                text("SELECT datname FROM pg_database WHERE datname LIKE 'bdc_template_%'")
-            ):
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(base).set(database=name).render_as_string(hide_password=False)
-        upgrade(url)
-        admin.dispose()
+        try:
+            with admin.connect() as connection:
+                connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _TEMPLATE_LOCK})
+                try:
+                    exists = connection.scalar(
+                        text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+                    )
+                    if not exists:
+                        building = f"bdc_building_{uuid.uuid4().hex[:8]}"
+                        connection.execute(text(f'CREATE DATABASE "{building}"'))
+                        url = make_url(base).set(database=building)
+                        upgrade(url.render_as_string(hide_password=False))
+                        connection.execute(text(f'ALTER DATABASE "{building}" RENAME TO "{name}"'))
+                finally:
+                    unlock = text("SELECT pg_advisory_unlock(:id)")
+                    connection.execute(unlock, {"id": _TEMPLATE_LOCK})
+        finally:
+            admin.dispose()
         _templates[base] = name
     return _templates[base]
 
