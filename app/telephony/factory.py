@@ -1,0 +1,43 @@
+"""Build the dialer the settings name (app.settings: dialer, dialer_uri_scheme, baresip_host,
+baresip_port). The UI passes its URL opener (QDesktopServices.openUrl wrapped to take a str)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from app.telephony.baresip import BaresipDialer
+from app.telephony.demo import DemoDialer
+from app.telephony.handoff import HandoffDialer, UrlOpener
+from app.telephony.model import Dialer, TelephonyError
+
+DIALERS = ("handoff", "baresip", "demo")
+
+
+class DialerSettings(Protocol):
+    @property
+    def dialer(self) -> str: ...
+    @property
+    def dialer_uri_scheme(self) -> str: ...
+    @property
+    def baresip_host(self) -> str: ...
+    @property
+    def baresip_port(self) -> int: ...
+
+
+def build_dialer(
+    settings: DialerSettings,
+    *,
+    open_url: UrlOpener | None = None,
+    demo_seed: int = 7,
+    baresip_uri_template: str = "{number}",
+) -> Dialer:
+    kind = settings.dialer
+    if kind == "handoff":
+        return HandoffDialer(open_url, scheme=settings.dialer_uri_scheme)
+    if kind == "baresip":
+        return BaresipDialer(
+            settings.baresip_host, settings.baresip_port, uri_template=baresip_uri_template
+        )
+    if kind == "demo":
+        return DemoDialer(demo_seed)
+    raise TelephonyError(f"unknown dialer {kind!r} ({', '.join(DIALERS)})")
