@@ -10,6 +10,7 @@ from datetime import datetime
 from html import escape
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -149,8 +150,8 @@ class Composer(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.thread)
         split.addWidget(editor)
-        split.setStretchFactor(0, 1)
-        split.setStretchFactor(1, 1)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(split)
@@ -173,7 +174,7 @@ class Composer(QWidget):
             self._show_decision()
             return
         self.thread.setHtml(render_thread_html(detail, self.channel, self._colors))
-        self.thread.verticalScrollBar().setValue(self.thread.verticalScrollBar().maximum())
+        self.thread.moveCursor(QTextCursor.MoveOperation.End)
         if not same_lead:
             self.status.clear()
             self._choices = self._content.templates_for(detail, self.channel)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -30,7 +31,7 @@ from ui.ports import DispositionResult
 from ui.theme import Colors, current_colors
 
 UNDO_SECONDS = 8
-COLUMNS = 5
+COLUMNS = 4
 
 
 class DispositionBar(QFrame):
@@ -61,7 +62,7 @@ class DispositionBar(QFrame):
         grid.setSpacing(4)
         for position, disposition in enumerate(catalog):
             key = disposition.hotkey or ""
-            button = QPushButton(f"{disposition.label}\n{key}")
+            button = QPushButton(_button_text(disposition))
             button.setObjectName(f"disposition_{disposition.code}")
             button.setToolTip(
                 f"{disposition.label} ({key or 'no key'})"
@@ -69,6 +70,9 @@ class DispositionBar(QFrame):
                 + (" — asks for a date and time" if disposition.needs_time else "")
             )
             button.setMinimumHeight(44)
+            # Let the bar shrink beside a wide queue; the two-line labels fit ~135 px.
+            button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            button.setMinimumWidth(135)
             button.clicked.connect(lambda _=False, code=disposition.code: self.chosen.emit(code))
             grid.addWidget(button, position // COLUMNS, position % COLUMNS)
             self.buttons[disposition.code] = button
@@ -125,8 +129,7 @@ class DispositionBar(QFrame):
 
     def _set_label(self, code: str, *, likely: bool) -> None:
         disposition = self.catalog.get(code)
-        prefix = "◆ Likely: " if likely else ""
-        self.buttons[code].setText(f"{prefix}{disposition.label}\n{disposition.hotkey or ''}")
+        self.buttons[code].setText(_button_text(disposition, likely=likely))
 
     def clear_likely(self) -> None:
         self.mark_likely(None)
@@ -166,6 +169,22 @@ class DispositionBar(QFrame):
         self._undo_timer.stop()
         self.undo_button.hide()
         self.undo_requested.emit(token)
+
+
+def _button_text(disposition: Disposition, *, likely: bool = False) -> str:
+    """Two short lines, so the bar fits beside the queue: 'F7 · Contacted –' + 'callback'."""
+    label = disposition.label
+    words = label.split(" ")
+    key = disposition.hotkey or ""
+    if len(key) + len(label) > 16 and len(words) > 1:
+        best = min(
+            range(1, len(words)),
+            key=lambda i: abs(len(key) + len(" ".join(words[:i])) - len(" ".join(words[i:]))),
+        )
+        label = " ".join(words[:best]) + "\n" + " ".join(words[best:])
+    first, _, rest = label.partition("\n")
+    head = f"◆ {key} · {first}" if likely else f"{key} · {first}" if key else first
+    return f"{head}\n{rest}" if rest else head
 
 
 # --------------------------------------------------------------------------- date-time picker

@@ -170,7 +170,7 @@ class MainWindow(QMainWindow):
         header = self.table.horizontalHeader()
         header.setStretchLastSection(True)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        widths = {COL_DUE: 165, COL_NAME: 180, COL_VEHICLE: 210, COL_SOURCE: 110, COL_TIER: 100}
+        widths = {COL_DUE: 160, COL_NAME: 170, COL_VEHICLE: 200, COL_SOURCE: 105, COL_TIER: 95}
         for column, width in widths.items():
             self.table.setColumnWidth(column, width)
         self._interaction = _Interaction(self._touched, self)
@@ -541,8 +541,12 @@ class MainWindow(QMainWindow):
         self.lead_summary.setText(
             f"<b>{escape(item.vehicle or 'No vehicle named')}</b> · {escape(item.source)} · "
             f"{item.tier.upper()} {item.grade} · their time {their}<br>"
-            f"<b>Now:</b> {escape(item.action)}"
-            + (f" — {escape(item.detail)}" if item.detail else "")
+            f"<b>Now:</b> "
+            + (
+                escape(item.detail)
+                if item.detail.startswith(item.action)
+                else escape(item.action) + (f" — {escape(item.detail)}" if item.detail else "")
+            )
             + (f"<br><b>Cadence:</b> {next_text}" if next_text else "")
         )
         self.lead_card.setHtml(render_lead_html(detail, self._colors))

@@ -64,6 +64,36 @@ def _runs(rows: Sequence[int]) -> list[tuple[int, int]]:
     return runs
 
 
+def _moved_up(old_rows: list[int], items: Sequence[WorkItem]) -> list[str]:
+    """Lead ids that overtook others: not in the longest run that kept its relative order, and
+    now higher than before. (One lead dropping down marks nobody; one jumping up marks it.)"""
+    tails: list[int] = []  # index into old_rows of the smallest tail of each run length
+    parent = [-1] * len(old_rows)
+    for position, value in enumerate(old_rows):
+        low, high = 0, len(tails)
+        while low < high:
+            middle = (low + high) // 2
+            if old_rows[tails[middle]] < value:
+                low = middle + 1
+            else:
+                high = middle
+        parent[position] = tails[low - 1] if low else -1
+        if low == len(tails):
+            tails.append(position)
+        else:
+            tails[low] = position
+    kept: set[int] = set()
+    position = tails[-1] if tails else -1
+    while position >= 0:
+        kept.add(position)
+        position = parent[position]
+    return [
+        items[position].lead_id
+        for position, old in enumerate(old_rows)
+        if position not in kept and position < old
+    ]
+
+
 class QueueModel(QAbstractTableModel):
     # A work item that just entered the queue and wants the agent's attention (new lead, reply).
     item_arrived = Signal(object)
@@ -232,9 +262,8 @@ class QueueModel(QAbstractTableModel):
         old_rows = {item.lead_id: row for row, item in enumerate(self._items)}
         now = self._monotonic()
         if [i.lead_id for i in survivors] != [i.lead_id for i in self._items]:
-            for row, item in enumerate(survivors):
-                if row < old_rows[item.lead_id]:
-                    self._moved_until[item.lead_id] = now + MOVED_MARK_SECONDS
+            for lead_id in _moved_up([old_rows[i.lead_id] for i in survivors], survivors):
+                self._moved_until[lead_id] = now + MOVED_MARK_SECONDS
             new_rows = {item.lead_id: row for row, item in enumerate(survivors)}
             old_items = self._items
             self.layoutAboutToBeChanged.emit()

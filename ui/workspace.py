@@ -217,16 +217,24 @@ def _rendered_html(rendered: Rendered, colors: Colors) -> str:
         position = span.end
     out.append(escape(text[position:]))
     html = "".join(out)
-    lines = []
+    # Markdown: one newline is a space, a blank line a paragraph, "- " a bullet.
+    blocks: list[str] = []
     for line in html.split("\n"):
         stripped = line.strip()
-        if stripped.startswith(("- ", "* ")):
-            lines.append(f"&nbsp;&nbsp;• {stripped[2:]}")
+        if not stripped:
+            blocks.append("")
         elif stripped.startswith("#"):
             continue
+        elif stripped.startswith(("- ", "* ")):
+            blocks.append(f"&nbsp;&nbsp;• {stripped[2:]}")
+        elif blocks and blocks[-1]:
+            blocks[-1] += f" {stripped}"
         else:
-            lines.append(line)
-    return "<br>".join(lines).replace("<br><br><br>", "<br><br>")
+            blocks.append(stripped)
+    text_html = "<br>".join(b if b else "" for b in blocks)
+    while "<br><br><br>" in text_html:
+        text_html = text_html.replace("<br><br><br>", "<br><br>")
+    return text_html
 
 
 def render_script_html(script: RenderedScript, colors: Colors = LIGHT) -> str:

@@ -135,3 +135,13 @@ def test_tick_emits_one_change_over_the_countdown_column(qtbot: QtBot) -> None:
     assert len(seen) == 1
     top, bottom = seen[0]
     assert (top.row(), top.column(), bottom.row(), bottom.column()) == (0, COL_DUE, 49, COL_DUE)
+
+
+def test_one_lead_dropping_down_marks_nobody(qtbot: QtBot) -> None:
+    model = QueueModel(lambda: NOW, colors=LIGHT)
+    model.set_items([_item(n, n * 10) for n in range(6)])
+    model.update_items([_item(n, n * 10) for n in (1, 2, 3, 4, 0, 5)])
+    assert all(model.mark(f"L{n}") == "" for n in range(6))
+    model.update_items([_item(n, n * 10) for n in (5, 1, 2, 3, 4, 0)])
+    assert model.mark("L5") == "moved_up"
+    assert [model.mark(f"L{n}") for n in range(5)] == [""] * 5
