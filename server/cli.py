@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import os
 import sys
+import typing
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -95,16 +100,84 @@ def cmd_create_api_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+ENV_PREFIX = "BDC_"
 
+
+def settings_from_env(db_url: str, environ: Mapping[str, str]) -> Settings:
+    """Settings with each field overridable by an environment variable BDC_<FIELD> (e.g.
+    BDC_EMAIL_GATEWAY=smtp, BDC_SMTP_HOST, BDC_TWILIO_AUTH_TOKEN, BDC_WEBHOOK_TOKEN); durations
+    in seconds, booleans as true/false. Secrets stay out of the command line (and `ps`).
+    Raises ValueError naming the variable."""
+    values: dict[str, Any] = {}
+    defaults = Settings(db_url=db_url)
+    hints = typing.get_type_hints(Settings)
+    for item in dataclasses.fields(Settings):
+        name = ENV_PREFIX + item.name.upper()
+        if item.name == "db_url" or name not in environ:
+            continue
+        raw = environ[name].strip()
+        kind = hints[item.name]
+        try:
+            values[item.name] = _parse_setting(raw, kind, getattr(defaults, item.name))
+        except ValueError as exc:
+            raise ValueError(f"{name}={raw!r}: {exc}") from None
+    return dataclasses.replace(defaults, **values)
+
+
+def _parse_setting(raw: str, kind: Any, default: Any) -> Any:
+    optional = type(None) in typing.get_args(kind)
+    if optional and raw.lower() in ("", "none", "off"):
+        return None
+    base = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
+    if base is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if base is int:
+        return int(raw)
+    if base is float:
+        return float(raw)
+    if base is timedelta:
+        seconds = float(raw)
+        if seconds < 0:
+            raise ValueError("expected a number of seconds >= 0")
+        return timedelta(seconds=seconds)
+    if base is str:
+        return raw
+    raise ValueError(f"cannot be set from the environment (a {type(default).__name__})")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import create_app
+    from server.hub import serve
     from server.migrate import upgrade
 
-    upgrade(args.db)
-    api = create_app(Settings(db_url=args.db))
-    print(f"lead API on http://{args.host}:{args.port} (database: {_redact(args.db)})")
-    uvicorn.run(api, host=args.host, port=args.port, log_level="info")
+    try:
+        settings = settings_from_env(args.db, os.environ)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.no_scheduler:
+        settings = dataclasses.replace(settings, run_scheduler=False)
+    if not args.no_migrate:
+        upgrade(args.db)  # safe with several processes starting at once (see migrations/env.py)
+    api = create_app(settings)
+    print(
+        f"lead API on http://{args.host}:{args.port} (database: {_redact(args.db)}; "
+        f"OpenAPI at /openapi.json, docs at /docs)",
+        flush=True,
+    )
+    # hub.serve ends open SSE streams on Ctrl+C / SIGTERM, so shutdown is prompt.
+    serve(
+        api,
+        args.host,
+        args.port,
+        log_level=args.log_level,
+        proxy_headers=True,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+    )
     return 0
 
 
@@ -152,6 +225,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve = with_db(sub.add_parser("serve", help="run the lead API"))
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8440)
+    serve.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="do not run scheduled jobs in this process (another process runs them; running "
+        "them in every process is safe too: each job runs once)",
+    )
+    serve.add_argument(
+        "--no-migrate", action="store_true", help="do not upgrade the schema at start"
+    )
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        help="proxies whose X-Forwarded-* headers are trusted (comma-separated, or *)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     with_db(sub.add_parser("migrate", help="create or upgrade the schema")).set_defaults(

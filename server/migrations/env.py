@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import text
 
 from server.db import Base, make_engine
 
@@ -23,5 +24,9 @@ else:
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several API processes may start (and migrate) at once: one at a time; the
+                # others then find the schema current. (SQLite: BEGIN IMMEDIATE serializes.)
+                connection.execute(text("SELECT pg_advisory_xact_lock(724310002)"))
             context.run_migrations()
     engine.dispose()
