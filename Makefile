@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck contracts unit screenshot clean
+.PHONY: demo test lint typecheck contracts unit screenshot package clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ unit: $(STAMP)
 
 screenshot: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/bdc-workstation --demo --screenshot docs/screenshots/queue.png
+
+# The Linux bundles and .deb in dist/ (the Windows installer is built by .github/workflows).
+package: $(STAMP)
+	PYTHON=$(BIN)/python packaging/build.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 version=${1:?usage: build-deb.sh VERSION}
-bundle=dist/bdc-workstation
+DIST=${DIST:-dist}
+bundle=$DIST/bdc-workstation
 [ -x "$bundle/bdc-workstation" ] || { echo "build-deb: $bundle is missing; run make package" >&2; exit 1; }
 
 stage=$(mktemp -d)
@@ -24,6 +25,6 @@ done
 size_kb=$(du -sk "$root/opt" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$size_kb/" packaging/linux/control.in \
     > "$root/DEBIAN/control"
-out=dist/bdc-workstation_${version}_amd64.deb
+out=$DIST/bdc-workstation_${version}_amd64.deb
 fakeroot dpkg-deb --build -Zxz -z6 "$root" "$out" >/dev/null
 echo "built $out ($(du -h "$out" | cut -f1))"
