@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
 from server.auth import (
     PUBLIC,
@@ -16,7 +17,9 @@ from server.auth import (
     revoke_token,
     rule,
 )
-from server.db import StoreRow, UserRow, transaction
+from server.db import StoreRow, TokenRow, UserRow, transaction
+from server.rules import clock_of
+from server.services import presence
 
 router = APIRouter(tags=["auth"])
 
@@ -79,13 +82,27 @@ def issue_token(body: TokenRequest, request: Request) -> TokenResponse:
 @router.post("/v1/auth/revoke", status_code=204, **rule(*STAFF))
 def revoke(
     request: Request,
-    _principal: Principal = Depends(authorize(*STAFF)),
+    principal: Principal = Depends(authorize(*STAFF)),
     credentials: HTTPAuthorizationCredentials | None = Depends(HTTPBearer(auto_error=False)),  # noqa: B008
 ) -> None:
-    """Sign out: the token presented stops working at once."""
+    """Sign out: the token presented stops working at once. Signed in nowhere else, the user
+    also leaves the floor (offline: no more leads by round robin)."""
     assert credentials is not None  # authorize() already required it
+    now = clock_of(request.app)
     with transaction(request.app.state.sessions) as session:
         revoke_token(session, credentials.credentials)
+        session.flush()
+        elsewhere = session.scalar(
+            select(TokenRow.token_hash)
+            .where(
+                TokenRow.user_id == principal.id,
+                TokenRow.revoked_at.is_(None),
+                TokenRow.expires_at > now,
+            )
+            .limit(1)
+        )
+        if elsewhere is None:
+            presence.sign_out(session, principal.id, now=now)
 
 
 @router.get("/v1/me", **rule(*STAFF))

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain.metrics import GroupBy
 from server.auth import MANAGERS, STAFF, Principal, authorize, rule
-from server.db import PresenceRow, transaction, utcnow
-from server.rules import get_rules
+from server.db import PresenceRow, transaction
+from server.rules import clock_of, get_rules
 from server.services import floor_metrics, presence
 
 router = APIRouter(tags=["floor"])
@@ -47,7 +47,7 @@ class PresenceOut(BaseModel):
 
 def _presence_out(row: PresenceRow, request: Request) -> PresenceOut:
     timeout = request.app.state.settings.heartbeat_timeout
-    now = utcnow()
+    now = clock_of(request.app)
     state = presence.effective(row, now, timeout)
     return PresenceOut(
         user_id=row.user_id,
@@ -75,6 +75,7 @@ def set_presence(
                 body.state.value,
                 reason=body.reason.value if body.reason else None,
                 lead_id=body.lead_id,
+                now=clock_of(request.app),
                 timeout=request.app.state.settings.heartbeat_timeout,
             )
     except presence.PresenceError as exc:
@@ -90,7 +91,10 @@ def presence_heartbeat(
     """I am still here. Send more often than `heartbeat_timeout_s`, or count as offline."""
     with transaction(request.app.state.sessions) as session:
         row = presence.heartbeat(
-            session, principal, timeout=request.app.state.settings.heartbeat_timeout
+            session,
+            principal,
+            now=clock_of(request.app),
+            timeout=request.app.state.settings.heartbeat_timeout,
         )
     return _presence_out(row, request)
 
@@ -107,6 +111,7 @@ def floor_view(
             session,
             principal.store_id,
             rules,
+            now=clock_of(request.app),
             timeout=request.app.state.settings.heartbeat_timeout,
         )
 
@@ -142,7 +147,7 @@ def funnel_metrics(
                 start=start,
                 end=end,
                 group_by=group_by.value if group_by else None,
-                now=utcnow(),
+                now=clock_of(request.app),
             )
     except floor_metrics.MetricsParamError as exc:
         raise _invalid("query", exc.param, exc.message) from None

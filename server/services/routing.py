@@ -29,6 +29,7 @@ from server.db import JobRow, LeadRow, PresenceRow, UserRow
 from server.services.common import add_activity, history_of, lead_of, save_lead
 from server.settings import Settings
 
+_TURN_STEP = timedelta(microseconds=1)
 UNAVAILABLE_STATES = frozenset({"paused", "offline"})
 # Leads nobody needs to answer any more: no escalation for them.
 CLOSED_STATUSES = frozenset({LeadStatus.SOLD, LeadStatus.LOST, LeadStatus.DO_NOT_CONTACT})
@@ -100,7 +101,13 @@ def pick_agent(
     if not candidates:
         return None
     user, presence = candidates[0]
-    presence.last_assigned_at = now
+    # The turn stamp must be later than every other candidate's, or several leads at one
+    # instant (a multi-lead document, a pinned clock, clocks of several processes a little
+    # apart) would tie and the tie-break by id would hand them all to the same agent.
+    stamps = [p.last_assigned_at for _, p in candidates if p.last_assigned_at is not None]
+    latest = max(stamps, default=None)
+    stamp = now if latest is None or now > latest else latest + _TURN_STEP
+    presence.last_assigned_at = stamp
     session.flush()
     return user.id
 
