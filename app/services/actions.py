@@ -380,7 +380,20 @@ class ActionService:
         try:
             summary = await self._api.claim(lead_id)
         except Rejected as exc:
-            if exc.status == 409:
+            if exc.status in (404, 409):
+                # Somebody else has it: it leaves this queue now (the server does not tell
+                # other agents when a pool lead is claimed).
+                cursor = self._store.repository.cursor() or "0"
+                self._store.repository.apply_changes(
+                    [
+                        {
+                            "entity": "lead_removed",
+                            "data": {"lead_id": lead_id, "reason": "claimed by somebody else"},
+                        }
+                    ],
+                    cursor,
+                )
+                self._queue.refresh((lead_id,))
                 return ActionResult(False, f"somebody else took this lead: {exc}", lead_id)
             return ActionResult(False, f"could not claim the lead: {exc}", lead_id)
         except SignInExpired:

@@ -287,7 +287,7 @@ class SyncEngine:
     async def _push(self) -> int:
         sent = 0
         outbox = self._store.outbox
-        while not self._stopping:
+        while True:  # stop() cancels the task running this
             item = outbox.next_due(self._now())
             if item is None:
                 break
@@ -466,7 +466,7 @@ class SyncEngine:
                     log.exception("pull failed")
             self._wake_pull.clear()
             interval = self._settings.poll_interval
-            if self._state.live:
+            if self._state.live and self._state.connectivity is Connectivity.ONLINE:
                 interval = self._settings.live_safety_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_pull.wait(), timeout=interval)
@@ -495,7 +495,9 @@ class SyncEngine:
             except Exception:
                 log.exception("live updates failed")
             failures += 1
-            self._publish(live=False)
+            if self._state.live:
+                self._publish(live=False)
+                self._wake_pull.set()  # no pokes now: the pull loop goes back to polling
             delay = backoff_delay(
                 failures, self._settings.backoff_base, self._settings.backoff_max, self._rng
             )

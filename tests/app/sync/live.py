@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ class LiveServer:
         self._settings = Settings(
             db_url=self.db_url,
             run_scheduler=False,
-            sse_heartbeat=timedelta(seconds=2),
+            sse_heartbeat=timedelta(milliseconds=500),
             sse_coalesce=timedelta(milliseconds=20),
             change_poll_interval=timedelta(milliseconds=100),
             **settings,
@@ -176,12 +177,15 @@ class LiveServer:
         headers = {"Authorization": f"Bearer {self.token(username)}", **kw.pop("headers", {})}
         return httpx.request(method, f"{self.base_url}{path}", headers=headers, timeout=20, **kw)
 
-    def activity_ids(self, lead_id: str | None = None) -> list[str]:
-        """Every activity id in the server's database (duplicates would show twice)."""
+    def activity_ids(self, lead_id: str | None = None, kind: str | None = "note") -> list[str]:
+        """Activity ids in the server's database (duplicates would show twice); by default the
+        notes only (the server adds score changes and the like of its own)."""
         with self.sessions() as session:
             query = select(ActivityRow.id)
             if lead_id is not None:
                 query = query.where(ActivityRow.lead_id == lead_id)
+            if kind is not None:
+                query = query.where(ActivityRow.kind == kind)
             return list(session.scalars(query))
 
     def activity_count(self) -> int:
@@ -199,8 +203,24 @@ class Faults:
     lose_reply: int = 0  # the next N writes reach the server, then the reply is lost
     delay_s: float = 0.0  # every reply is held this long
     delay_writes_s: float = 0.0  # replies to writes are held this long (after the server ran)
+    clock_ahead_s: float = 0.0  # the server's Date header runs this far ahead of this PC
     seen: list[str] = field(default_factory=list)  # "METHOD path" of requests forwarded
     injected: int = 0
+
+
+class _CuttableStream(httpx.AsyncByteStream):
+    def __init__(self, inner: Any, faults: Faults) -> None:
+        self._inner = inner
+        self._faults = faults
+
+    async def __aiter__(self) -> Any:
+        async for chunk in self._inner:
+            if self._faults.offline or self._faults.block_sse:
+                raise httpx.ReadError("injected: the network went down")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 class FaultyTransport(httpx.AsyncBaseTransport):
@@ -229,7 +249,23 @@ class FaultyTransport(httpx.AsyncBaseTransport):
             await response.aread()
             await response.aclose()
             raise httpx.ReadTimeout("injected: the reply was lost", request=request)
+        if path == "/v1/events":
+            # An open stream dies with the network, as a real one does.
+            response.stream = _CuttableStream(response.stream, faults)  # type: ignore[arg-type]
+        if faults.clock_ahead_s and "date" in response.headers:
+            shifted = parsedate_to_datetime(response.headers["date"]) + timedelta(
+                seconds=faults.clock_ahead_s
+            )
+            response.headers["date"] = format_datetime(shifted, usegmt=True)
         if write and faults.delay_writes_s:
+            # A reply slower than the client's read timeout times out, as on a real socket.
+            read_timeout = (request.extensions.get("timeout") or {}).get("read")
+            if read_timeout is not None and faults.delay_writes_s > read_timeout:
+                await asyncio.sleep(read_timeout)
+                await response.aread()
+                await response.aclose()
+                faults.injected += 1
+                raise httpx.ReadTimeout("injected: the reply was too slow", request=request)
             await asyncio.sleep(faults.delay_writes_s)
         return response
 
