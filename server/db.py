@@ -251,6 +251,29 @@ class PresenceRow(Base):
     last_assigned_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class CallRow(Base):
+    """A server-bridged call (POST /v1/calls): agent phone first, then the customer."""
+
+    __tablename__ = "calls"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # client-generated UUID
+    store_id: Mapped[str] = mapped_column(String(64), index=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
+    agent_id: Mapped[str] = mapped_column(String(64), index=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    provider_call_id: Mapped[str | None] = mapped_column(String(100), index=True, default=None)
+    agent_phone: Mapped[str] = mapped_column(String(40))
+    customer_phone: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(12))  # dialing | ringing | answered | ended
+    cause: Mapped[str] = mapped_column(String(20), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ringing_at: Mapped[datetime | None] = mapped_column(default=None)
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    duration_s: Mapped[int | None] = mapped_column(Integer, default=None)
+    recording: Mapped[str | None] = mapped_column(String(500), default=None)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`. SQLite gets WAL, foreign keys and a busy timeout for several writers."""
     if url.startswith("sqlite"):

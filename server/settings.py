@@ -67,3 +67,12 @@ class Settings:
     # "in flight" after in_flight_timeout is presumed dead (its process crashed) and may be retried.
     idempotency_retention: timedelta = timedelta(days=2)
     idempotency_in_flight_timeout: timedelta = timedelta(minutes=2)
+    # Server-side call control (server/calls): "none", "twilio" (REST Calls API, the twilio_*
+    # settings above; the store's phone is the caller id) or "ami" (Asterisk Manager Interface).
+    call_provider: str = "none"
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = ""
+    ami_secret: str = ""
+    ami_context: str = "from-internal"  # where Originate sends the customer's number
+    ami_agent_channel: str = "PJSIP/{phone}"  # the agent's device; {phone} is the user's phone

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from server.routes.activities import router as activities_router
 from server.routes.auth_routes import router as auth_router
+from server.routes.calls import router as calls_router
 from server.routes.changes import router as changes_router
 from server.routes.floor import router as floor_router
 from server.routes.intake import router as intake_router
@@ -20,4 +21,5 @@ ROUTERS: list[APIRouter] = [
     changes_router,
     messages_router,
     floor_router,
+    calls_router,
 ]

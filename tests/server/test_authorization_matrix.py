@@ -148,6 +148,8 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("PATCH", "/v1/leads/{lead_id}"): Sample(json={"base_version": 1, "comments": "matrix"}),
     ("POST", "/v1/leads/{lead_id}/assign"): Sample(json={"agent_id": None}),
     ("POST", "/v1/leads/{lead_id}/claim"): Sample(json=None),
+    ("POST", "/v1/calls"): Sample(json={"id": str(uuid.uuid4()), "lead_id": "no-such-lead"}),
+    ("POST", "/v1/calls/{call_id}/hangup"): Sample(json=None),
 }
 DEFAULT_SAMPLE = Sample(json={})
 
