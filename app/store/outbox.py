@@ -124,6 +124,16 @@ def _edit_to_codec(field: str, value: Any) -> Any:
     return value
 
 
+def _same_value(server_lead: Mapping[str, Any], field: str, value: Any) -> bool:
+    """Does the edit's value of `field` equal the server lead's, once both are normalized?"""
+    try:
+        theirs = lead_to_dict(lead_from_dict(dict(server_lead)))
+        mine = lead_to_dict(lead_from_dict({**server_lead, field: _edit_to_codec(field, value)}))
+    except DomainError:
+        return False
+    return bool(mine.get(field) == theirs.get(field))
+
+
 class Outbox:
     def __init__(self, store: LocalStore) -> None:
         self._store = store
@@ -456,7 +466,7 @@ class Outbox:
             conflicts: list[ConflictRow] = []
             for field, value in mine.items():
                 theirs = theirs_lead.get(field)
-                if _edit_to_codec(field, value) == theirs:
+                if _same_value(theirs_lead, field, value):
                     continue  # both sides already agree on this field
                 conflicts.append(
                     ConflictRow(
