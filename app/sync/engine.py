@@ -363,6 +363,8 @@ class SyncEngine:
 
     async def _push_loop(self) -> None:
         while not self._stopping:
+            # Cleared BEFORE the work: a wake-up that arrives during it is not lost.
+            self._wake_push.clear()
             if self._state.connectivity is not Connectivity.SIGN_IN_EXPIRED:
                 try:
                     await self.push_once()
@@ -370,7 +372,6 @@ class SyncEngine:
                     log.info("push failed: %s", exc)
                 except Exception:
                     log.exception("push failed")
-            self._wake_push.clear()
             # Wake on a new action, or when the earliest retry may be due.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake_push.wait(), timeout=self._next_push_wait())
@@ -457,6 +458,8 @@ class SyncEngine:
 
     async def _pull_loop(self) -> None:
         while not self._stopping:
+            # Cleared BEFORE the pull: a poke that arrives during it triggers another pull.
+            self._wake_pull.clear()
             if self._state.connectivity is not Connectivity.SIGN_IN_EXPIRED:
                 try:
                     await self.pull_once()
@@ -464,7 +467,6 @@ class SyncEngine:
                     log.info("pull failed: %s", exc)
                 except Exception:
                     log.exception("pull failed")
-            self._wake_pull.clear()
             interval = self._settings.poll_interval
             if self._state.live and self._state.connectivity is Connectivity.ONLINE:
                 interval = self._settings.live_safety_interval
