@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -28,11 +28,13 @@ from app.services.queue import QueueService
 from app.store.db import LocalStore
 from app.store.repository import Dataset
 from app.sync.api import ApiError, LeadApi, NetworkError, Rejected, SignInExpired
+from app.telephony.record import CallRecord as DialerCallRecord
 
 Clock = Callable[[], datetime]
 
 # Calls stay allowed offline while the local opt-out / do-not-call data is at most this old.
 DEFAULT_BLOCKLIST_MAX_AGE = timedelta(minutes=30)
+UNDO_MARGIN = timedelta(seconds=2)
 WILL_SEND = "will send when online"
 
 
@@ -69,6 +71,17 @@ class DispositionResult:
     next_item: WorkItem | None  # what to work next (the top of the queue)
     activity_ids: tuple[str, ...] = ()
     queued: bool = False
+    undo_token: str | None = None  # pass to `undo_disposition` until `undo_until`
+    undo_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Undoable:
+    lead_id: str
+    label: str
+    outbox_ids: tuple[str, ...]
+    lead_before: Lead
+    until: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +123,7 @@ class ActionService:
         self._is_online = is_online
         self._api = api
         self._blocklist_max_age = blocklist_max_age
+        self._undoable: dict[str, _Undoable] = {}
 
     # Helpers
 
@@ -179,15 +193,49 @@ class ActionService:
         *,
         scheduled_for: datetime | None = None,
         note: str = "",
-        call: CallRecord | None = None,
+        call: CallRecord | DialerCallRecord | None = None,
         at: datetime | None = None,
+        undo_window: timedelta | None = None,
+        channel: Channel | None = None,
     ) -> DispositionResult:
-        """Record the outcome (and the call it closes, if any); the cadence moves on at once."""
+        """Record the outcome (and the call it closes, if any); the cadence moves on at once.
+
+        `call` is the dialer's record (app.telephony.record.CallRecord; a hand-off call that
+        cannot tell whether anyone answered takes it from the disposition) or a plain one.
+        With `undo_window`, the outbox holds the action back that long: `undo_disposition`
+        with the result's `undo_token` takes it back (locally and before the server sees it).
+        `channel` CALL without a `call`: the agent dialled some other way (a desk phone), so an
+        attempt disposition records that call too (answered when the outcome says so)."""
         at = at or self._clock()
         lead = self._lead(lead_id)
         disposition = self._rules.dispositions.get(code)
         activities: list[Activity] = []
-        if call is not None:
+        if isinstance(call, DialerCallRecord):
+            if call.answered is None:
+                answered = bool(disposition.flags & DispositionFlag.HUMAN_CONTACT)
+                call = replace(call, answered=answered)
+            activities.append(call.activity(lead_id=lead_id, agent_id=self._agent_id))
+        elif (
+            call is None and channel is Channel.CALL and disposition.flags & DispositionFlag.ATTEMPT
+        ):
+            # A moment before the outcome: a call at the same instant as a callback request
+            # would count as already serving that callback.
+            answered = bool(disposition.flags & DispositionFlag.HUMAN_CONTACT)
+            phone = lead.primary_phone
+            activities.append(
+                Activity(
+                    id=str(uuid.uuid4()),
+                    lead_id=lead_id,
+                    kind=ActivityKind.CALL,
+                    at=at - timedelta(seconds=1),
+                    direction=Direction.OUTBOUND,
+                    agent_id=self._agent_id,
+                    phone=phone.e164 if phone else None,
+                    answered=answered,
+                    duration_s=0 if answered else None,
+                )
+            )
+        elif call is not None:
             activities.append(
                 Activity(
                     id=str(uuid.uuid4()),
@@ -215,9 +263,22 @@ class ActionService:
             )
         )
         updated = _lead_after(lead, disposition.flags)
-        self._store.outbox.record_activities(
-            activities, lead_update=updated if updated != lead else None
+        hold = undo_window if undo_window and undo_window > timedelta(0) else None
+        # The hold runs on this PC's clock (the outbox's); a little margin over the window
+        # shown, so an undo clicked in its last second still finds the items here.
+        not_before = datetime.now(UTC) + hold + UNDO_MARGIN if hold else None
+        items = self._store.outbox.record_activities(
+            activities, lead_update=updated if updated != lead else None, not_before=not_before
         )
+        token: str | None = None
+        until: datetime | None = None
+        if hold is not None:
+            token = str(uuid.uuid4())
+            until = at + hold
+            self._forget_expired()
+            self._undoable[token] = _Undoable(
+                lead_id, disposition.label, tuple(i.id for i in items), lead, until
+            )
         queued = self._done((lead_id,))
         lead_item = self._queue.item_for(lead_id)
         next_text = ""
@@ -235,7 +296,28 @@ class ActionService:
             next_item=self._next_item(lead_id),
             activity_ids=tuple(a.id for a in activities),
             queued=queued,
+            undo_token=token,
+            undo_until=until,
         )
+
+    def _forget_expired(self) -> None:
+        now = self._clock()
+        for token, entry in list(self._undoable.items()):
+            if entry.until + UNDO_MARGIN < now:
+                del self._undoable[token]
+
+    async def undo_disposition(self, token: str) -> ActionResult:
+        """Take back a disposition logged with an `undo_window`, while the server has not seen
+        it: its activities and outbox items go, and the lead is as it was — in one transaction.
+        Refused (ok=False) once the window passed or the items were sent."""
+        entry = self._undoable.pop(token, None)
+        if entry is None or self._clock() > entry.until + UNDO_MARGIN:
+            return ActionResult(False, "too late to undo: it was already sent")
+        if not self._store.outbox.withdraw(list(entry.outbox_ids), lead_before=entry.lead_before):
+            return ActionResult(False, "too late to undo: it was already sent", entry.lead_id)
+        self._queue.refresh((entry.lead_id,))
+        self._outbox_changed()
+        return ActionResult(True, f"{entry.label} undone", entry.lead_id)
 
     def _code_with(self, flag: DispositionFlag) -> str:
         for disposition in self._rules.dispositions.with_flag(flag):

@@ -13,6 +13,7 @@ Everything runs on the caller's asyncio loop (qasync's in the UI); listeners are
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -50,6 +51,8 @@ class WorkstationConfig:
     sync: SyncSettings = field(default_factory=SyncSettings)
     api_timeout: float = 10.0
     blocklist_max_age: timedelta = DEFAULT_BLOCKLIST_MAX_AGE
+    # The server counts an agent offline after 90 s without a heartbeat.
+    heartbeat_interval: float = 30.0
     transport: httpx.AsyncBaseTransport | None = None  # tests: fault injection at the edge
 
 
@@ -68,6 +71,7 @@ class Workstation:
         actions: ActionService,
         conflicts: ConflictService,
         dealership: Dealership,
+        heartbeat_interval: float = 30.0,
     ) -> None:
         self.account = account
         self.signin = signin
@@ -79,6 +83,10 @@ class Workstation:
         self.conflicts = conflicts
         self.dealership = dealership
         self._started = False
+        self._heartbeat_interval = heartbeat_interval
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._beat = asyncio.Event()
+        self.heartbeats = 0  # heartbeats the server acknowledged (diagnostics, tests)
 
     # What the status bar shows
 
@@ -117,10 +125,41 @@ class Workstation:
             return
         self.queue.load()
         self.engine.start()
+        self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
         self._started = True
+
+    # Presence: the server shows an agent offline (and routes them nothing) without heartbeats.
+
+    def beat_now(self) -> None:
+        """Send a heartbeat at once (e.g. right after a state change)."""
+        self._beat.set()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            self._beat.clear()
+            if self.engine.state.connectivity is not Connectivity.SIGN_IN_EXPIRED:
+                try:
+                    await self.api.send(
+                        "POST", "/v1/presence/heartbeat", None, idempotency_key=None
+                    )
+                    self.heartbeats += 1
+                except ApiError as exc:
+                    log.info("heartbeat failed: %s", exc)
+                except Exception:
+                    log.exception("heartbeat failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat.wait(), timeout=self._heartbeat_interval)
+
+    async def _stop_heartbeat(self) -> None:
+        task, self._heartbeat = self._heartbeat, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def close(self) -> None:
         """Stop syncing and close the store (the outbox stays for the next start)."""
+        await self._stop_heartbeat()
         if self._started:
             await self.engine.stop()
             with contextlib.suppress(Exception):
@@ -134,10 +173,12 @@ class Workstation:
         account = await self.signin.sign_in(self.account.username, password)
         self.account = account
         self.engine.signed_in_again(account.token)
+        self.beat_now()
         return account
 
     async def sign_out(self) -> None:
         """Revoke and forget the token; unsent actions stay in the local store for next time."""
+        await self._stop_heartbeat()
         await self.engine.stop()
         self._started = False
         await self.signin.sign_out(self.account)
@@ -216,6 +257,7 @@ def build_workstation(
         actions=actions,
         conflicts=conflicts,
         dealership=dealership,
+        heartbeat_interval=config.heartbeat_interval,
     )
 
 

@@ -151,6 +151,7 @@ class Outbox:
         body: Any,
         idempotency_key: str,
         now: datetime,
+        not_before: datetime | None = None,
     ) -> OutboxRow:
         row = OutboxRow(
             id=str(uuid.uuid4()),
@@ -162,7 +163,7 @@ class Outbox:
             body=body,
             state=OutboxState.PENDING.value,
             attempts=0,
-            next_attempt_at=now,
+            next_attempt_at=max(now, not_before) if not_before is not None else now,
             created_at=now,
             updated_at=now,
         )
@@ -176,10 +177,17 @@ class Outbox:
         return self.record_activities([activity], lead_update=lead_update)[0]
 
     def record_activities(
-        self, activities: list[Activity], *, lead_update: Lead | None = None
+        self,
+        activities: list[Activity],
+        *,
+        lead_update: Lead | None = None,
+        not_before: datetime | None = None,
     ) -> list[OutboxItem]:
         """Several activities of one action (a call and its disposition) with the lead's new
-        local state: one transaction, one outbox item per activity, in order."""
+        local state: one transaction, one outbox item per activity, in order.
+
+        `not_before` holds the items back until then (the agent may still undo them: see
+        `withdraw`); they are durable at once all the same."""
         if not activities:
             raise ValueError("record_activities needs at least one activity")
         now = utcnow()
@@ -206,6 +214,7 @@ class Outbox:
                     body=data,
                     idempotency_key=activity.id,
                     now=now,
+                    not_before=not_before,
                 )
                 items.append(_item_of(row))
             if lead_update is not None:
@@ -329,6 +338,32 @@ class Outbox:
                 now=utcnow(),
             )
             return _item_of(row)
+
+    def withdraw(self, item_ids: list[str], *, lead_before: Lead | None = None) -> bool:
+        """Undo: take back activity items the server has not seen, with their pending history
+        rows, and put the lead back as it was (`lead_before`) — all or nothing, in ONE
+        transaction. False (and nothing changed) once any of them was sent or tried."""
+        if not item_ids:
+            return False
+        with self._store.write("withdrawing an action") as session:
+            rows = session.scalars(select(OutboxRow).where(OutboxRow.id.in_(item_ids))).all()
+            if len(rows) != len(set(item_ids)) or any(
+                row.state != OutboxState.PENDING.value
+                or row.attempts
+                or row.kind != OutboxKind.ACTIVITY.value
+                for row in rows
+            ):
+                return False
+            keys = [row.idempotency_key for row in rows]
+            session.execute(
+                delete(ActivityRow).where(ActivityRow.id.in_(keys), ActivityRow.pending.is_(True))
+            )
+            for row in rows:
+                session.delete(row)
+            if lead_before is not None:
+                self._update_lead(session, lead_before)
+            session.flush()
+            return True
 
     # Sender side
 
