@@ -27,9 +27,11 @@ from PySide6.QtWidgets import (
 from app.domain.compliance import ContactDecision
 from app.domain.leads import Channel
 from app.domain.sms import SmsEncoding, sms_segments
+from app.services.actions import ActionResult
 from app.services.workqueue import LeadDetail
+from ui import asyncs
 from ui.content import LeadContent, TemplateChoice
-from ui.ports import ActionResult, Clock, LeadActions, MessageRequest
+from ui.ports import Clock, LeadActions
 from ui.theme import Colors, current_colors
 from ui.workspace import render_thread_html
 
@@ -197,9 +199,7 @@ class Composer(QWidget):
     def refresh_compliance(self) -> None:
         if self._detail is None:
             return
-        self.decision = self._actions.check_contact(
-            self._detail.lead.id, self.channel, self._clock()
-        )
+        self.decision = self._actions.check_contact(self._detail.lead.id, self.channel)
         self._show_decision()
 
     def _show_decision(self) -> None:
@@ -253,29 +253,39 @@ class Composer(QWidget):
 
     # -- sending
 
-    def send(self) -> ActionResult | None:
+    def send(self) -> bool:
+        """Send what is written (after checking the rules again); False when refused here.
+        The result (sent, "will send when online", or the server-side reason) shows below."""
         if self._detail is None:
-            return None
+            return False
         self.refresh_compliance()  # the rules apply at the moment of the click
         if self.blocked():
             self.status.setText("Not sent: blocked by the rules above.")
-            return None
+            return False
         body = self.body.toPlainText()
         if "?]" in body or "?]" in self.subject.text():
             self.status.setText("Not sent: fill in the [..?] fields first.")
-            return None
+            return False
         index = self.picker.currentIndex()
         template_id = self._choices[index - 1].template.id if index > 0 else None
-        result = self._actions.send_message(
-            MessageRequest(
-                lead_id=self._detail.lead.id,
-                channel=self.channel,
-                body=body,
-                at=self._clock(),
-                subject=self.subject.text(),
-                template_id=template_id,
+        lead_id = self._detail.lead.id
+        if self.channel is Channel.TEXT:
+            pending = self._actions.send_text(lead_id, body, template_id=template_id)
+        else:
+            pending = self._actions.send_email(
+                lead_id, self.subject.text(), body, template_id=template_id
             )
+        self.send_button.setEnabled(False)
+        self.status.setText("Sending…")
+        asyncs.run(
+            pending,
+            self._sent,
+            lambda error: self._sent(ActionResult(False, f"Not sent: {error}", lead_id)),
         )
+        return True
+
+    def _sent(self, result: ActionResult) -> None:
+        self._update_send_enabled()
         color = self._colors.green if result.ok else self._colors.red
         mark = "✔" if result.ok else "✖"
         self.status.setText(f"<span style='color:{color}'>{mark} {escape(result.message)}</span>")
@@ -283,4 +293,3 @@ class Composer(QWidget):
             self.body.clear()
             self.subject.clear()
             self.sent.emit(result)
-        return result

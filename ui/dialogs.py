@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
+from pathlib import Path
+from typing import Any
 
 import PySide6
-from PySide6.QtCore import QSettings, Qt, qVersion
+from PySide6.QtCore import Qt, qVersion
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QTableWidget,
@@ -23,10 +26,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.domain.errors import ResourceError
+from app.settings import LoadedSettings, Settings, save_user_settings
+from ui import asyncs
 from ui.ports import SignIn, SignInRequest, SignInResult
 from ui.theme import THEMES
 
-DIALERS = (("tel", "Phone program (tel: links)"), ("simulated", "Simulated (demo)"))
+DIALERS = (
+    ("handoff", "Phone program on this PC (tel:/sip:/callto: links)"),
+    ("baresip", "baresip softphone (ctrl_tcp)"),
+    ("demo", "Demo softphone (simulated calls)"),
+)
+LOCKED = "set by your IT department"
 
 
 class SignInDialog(QDialog):
@@ -94,9 +105,21 @@ class SignInDialog(QDialog):
         if missing:
             self._fail(f"Enter your {', '.join(missing)}.")
             return
-        result = self._sign_in(request)
+        ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setEnabled(False)
+        self.error.setText("Signing in…")
+        self.error.show()
+        asyncs.run(
+            self._sign_in(request),
+            self._answered,
+            lambda error: self._answered(SignInResult(False, str(error))),
+        )
+
+    def _answered(self, result: SignInResult) -> None:
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
         self.result_value = result
         if result.ok:
+            self.error.hide()
             self.accept()
         else:
             self.password.clear()
@@ -108,30 +131,62 @@ class SignInDialog(QDialog):
 
 
 class SettingsDialog(QDialog):
-    """First-run (and later) settings: dialer backend, sounds, theme. Stored in QSettings."""
+    """First-run (and later) settings: dialer, sounds, notifications, theme — app.settings, the
+    user's file. A setting IT locked in the fleet file shows its value, disabled, and says so."""
 
-    def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedSettings,
+        user_file: Path,
+        parent: QWidget | None = None,
+        *,
+        saved: Callable[[Settings], None] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings — BDC Workstation")
-        self._settings = settings
+        self._loaded = loaded
+        self._user_file = user_file
+        self._saved = saved
+        self.settings = loaded.settings
+        current = loaded.settings
         self.dialer = QComboBox()
+        self.dialer.setObjectName("setting_dialer")
         for key, label in DIALERS:
             self.dialer.addItem(label, key)
-        current = str(settings.value("dialer", "tel"))
-        self.dialer.setCurrentIndex(
-            max(0, [k for k, _ in DIALERS].index(current) if current in dict(DIALERS) else 0)
-        )
+        keys = [k for k, _ in DIALERS]
+        self.dialer.setCurrentIndex(keys.index(current.dialer) if current.dialer in keys else 0)
         self.sounds = QCheckBox("Play a sound for new hot leads and customer replies")
-        self.sounds.setChecked(_bool(settings.value("sounds", True)))
+        self.sounds.setChecked(current.sounds)
+        self.notifications = QCheckBox("Desktop notification for new hot leads and replies")
+        self.notifications.setChecked(current.notifications)
         self.theme = QComboBox()
         for name in THEMES:
             self.theme.addItem({"system": "Follow the system"}.get(name, name.title()), name)
-        theme = str(settings.value("theme", "system"))
-        self.theme.setCurrentIndex(THEMES.index(theme) if theme in THEMES else 0)
+        self.theme.setCurrentIndex(THEMES.index(current.theme) if current.theme in THEMES else 0)
+        self.error = QLabel()
+        self.error.setObjectName("settings_error")
+        self.error.setWordWrap(True)
+        self.error.hide()
         form = QFormLayout()
-        form.addRow("&Dialer:", self.dialer)
-        form.addRow("", self.sounds)
-        form.addRow("&Theme:", self.theme)
+        for name, label, widget in (
+            ("dialer", "&Dialer:", self.dialer),
+            ("sounds", "", self.sounds),
+            ("notifications", "", self.notifications),
+            ("theme", "&Theme:", self.theme),
+        ):
+            if loaded.may_change(name):
+                form.addRow(label, widget)
+                continue
+            widget.setEnabled(False)
+            widget.setToolTip(f"This setting is {LOCKED}.")
+            note = QLabel(f"<i>{LOCKED}</i>")
+            note.setObjectName(f"locked_{name}")
+            row = QWidget()
+            row_layout = QHBoxLayout(row)
+            row_layout.setContentsMargins(0, 0, 0, 0)
+            row_layout.addWidget(widget, 1)
+            row_layout.addWidget(note)
+            form.addRow(label, row)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
         )
@@ -140,21 +195,32 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("How this PC works with you. You can change these later."))
         layout.addLayout(form)
+        layout.addWidget(self.error)
         layout.addWidget(buttons)
 
+    def changes(self) -> dict[str, Any]:
+        wanted: dict[str, Any] = {
+            "dialer": self.dialer.currentData(),
+            "sounds": self.sounds.isChecked(),
+            "notifications": self.notifications.isChecked(),
+            "theme": self.theme.currentData(),
+        }
+        return {
+            name: value
+            for name, value in wanted.items()
+            if self._loaded.may_change(name) and getattr(self._loaded.settings, name) != value
+        }
+
     def save(self) -> None:
-        self._settings.setValue("dialer", self.dialer.currentData())
-        self._settings.setValue("sounds", self.sounds.isChecked())
-        self._settings.setValue("theme", self.theme.currentData())
-        self._settings.setValue("first_run_done", True)
-        self._settings.sync()
+        try:
+            self.settings = save_user_settings(self._loaded, self.changes(), self._user_file)
+        except ResourceError as exc:
+            self.error.setText(f"✖ {exc}")
+            self.error.show()
+            return
+        if self._saved is not None:
+            self._saved(self.settings)
         self.accept()
-
-
-def _bool(value: object) -> bool:
-    if isinstance(value, str):
-        return value.lower() in ("1", "true", "yes")
-    return bool(value)
 
 
 def versions() -> list[tuple[str, str]]:

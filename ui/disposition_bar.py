@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.domain.dispositions import Disposition, DispositionCatalog
-from ui.ports import DispositionResult
+from app.services.actions import DispositionResult
 from ui.theme import Colors, current_colors
 
 UNDO_SECONDS = 8

@@ -1,12 +1,28 @@
-"""`bdc-workstation`: the agent's desktop program."""
+"""`bdc-workstation`: the agent's desktop program.
+
+    bdc-workstation [--server URL]      sign in (saved sign-in or the dialog) and work the queue
+    bdc-workstation --demo              the same program against a lead API started in-process
+                                        on loopback, seeded, with a simulator feeding it leads
+    ... --screenshot PATH               render the main window (once its queue loaded) and exit
+
+The Qt loop runs asyncio (qasync): the core's coroutines and listeners share the Qt thread.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
 import os
 import sys
+import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("bdc.ui")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,12 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bdc-workstation", description="BDC Workstation: the live lead queue for BDC agents."
     )
     parser.add_argument(
-        "--demo", action="store_true", help="open on generated demo data for a demo dealership"
+        "--demo",
+        action="store_true",
+        help="start a seeded lead API in this process (loopback) with a simulator sending new "
+        "leads and texts, sign in as a demo agent and open the workstation on it",
     )
     parser.add_argument(
         "--server",
         default=os.environ.get("BDC_SERVER_URL", ""),
-        help="URL of the lead API to sync with (or set BDC_SERVER_URL)",
+        help="URL of the lead API to sync with (or set BDC_SERVER_URL; default: the settings)",
     )
     parser.add_argument(
         "--screenshot",
@@ -27,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="render the main window with its data to a PNG at PATH and exit",
     )
-    parser.add_argument("--leads", type=int, default=300, help="demo: how many leads to generate")
+    parser.add_argument(
+        "--leads", type=int, default=160, help="demo: how many leads to seed (all agents)"
+    )
     parser.add_argument(
         "--remove-local-data",
         action="store_true",
@@ -57,21 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_self_test()
     if args.screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    if not args.demo:
-        print(
-            "bdc-workstation: signing in to a lead API arrives with the workstation-core issue; "
-            "run 'bdc-workstation --demo' (or 'make demo') to open the queue on demo data.",
-            file=sys.stderr,
-        )
-        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from PySide6.QtCore import QSettings, Qt
+    import qasync
+    from PySide6.QtCore import Qt
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
-
-    from ui.composition import build_demo_window
-    from ui.dialogs import SettingsDialog
-    from ui.theme import apply_theme
 
     if QApplication.instance() is None:
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(
@@ -80,21 +92,211 @@ def main(argv: Sequence[str] | None = None) -> int:
     qt_app = QApplication.instance() or QApplication(sys.argv[:1])
     qt_app.setApplicationName("BDC Workstation")
     qt_app.setOrganizationName("BDC Workstation")
-    settings = None if args.screenshot is not None else QSettings()
-    if settings is not None:
-        if not settings.value("first_run_done", False):
-            SettingsDialog(settings).exec()
-        apply_theme(str(settings.value("theme", "system")))
-    sounds = settings is not None and str(settings.value("sounds", "true")).lower() == "true"
-    window = build_demo_window(lead_count=args.leads, settings=settings, sounds=sounds)
-    if args.screenshot is not None:
-        return _screenshot(window, args.screenshot)
+    qt_app.setQuitOnLastWindowClosed(False)  # the coroutine below closes the core first
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is not None:  # inside a test's qasync loop: it drives us
+        raise RuntimeError("call run_workstation() from a running loop")
+    loop = qasync.QEventLoop(qt_app)
+    asyncio.set_event_loop(loop)
+    try:
+        with loop:
+            return int(loop.run_until_complete(run_workstation(args)))
+    finally:
+        asyncio.set_event_loop(None)
+        qt_app.setQuitOnLastWindowClosed(True)
+
+
+async def run_workstation(args: argparse.Namespace) -> int:
+    """The whole program on a running qasync loop: settings, sign-in, core, window, close."""
+    from PySide6.QtCore import QSettings, QUrl
+    from PySide6.QtGui import QDesktopServices
+
+    from app.demo.generator import DEMO_STORE
+    from app.rulebook import load_rulebook
+    from app.services.workstation import WorkstationConfig, build_workstation
+    from app.settings import load_settings, user_path
+    from app.sync.engine import SyncSettings
+    from app.sync.signin import SignInError, SignInService
+    from app.telephony.demo import DemoDialer
+    from app.telephony.factory import build_dialer
+    from ui.dialogs import SettingsDialog
+    from ui.live import LiveSession, sign_in_interactively, wait_for_dialog
+    from ui.theme import apply_theme
+
+    screenshot: Path | None = args.screenshot
+    interactive = screenshot is None
+    loaded = load_settings()
+    qsettings = QSettings() if interactive else None  # window layout only
+    if interactive and not args.demo and loaded.user_file is None:
+        dialog = SettingsDialog(loaded, user_path())
+        await wait_for_dialog(dialog)
+        loaded = load_settings()
+    settings = loaded.settings
+    if interactive:
+        apply_theme(settings.theme)
+    rules = load_rulebook()
+    cleanup: list[Any] = []
+    try:
+        sync = SyncSettings(poll_interval=float(settings.poll_interval_s))
+        if args.demo:
+            from app.demo.live import DemoKeyring, start_demo_server
+            from app.demo.simulator import LeadSimulator
+
+            folder = Path(tempfile.mkdtemp(prefix="bdc-demo-"))
+            print(f"Starting the demo lead API with {args.leads} seeded leads …", flush=True)
+            began = time.monotonic()
+            demo = await asyncio.to_thread(start_demo_server, folder / "server", leads=args.leads)
+            cleanup.append(demo.stop)
+            print(
+                f"Demo lead API at {demo.base_url} ready in {time.monotonic() - began:.1f} s; "
+                f"signing in as '{demo.username}'.",
+                flush=True,
+            )
+            signin = SignInService.open(demo.base_url, keyring_backend=DemoKeyring())
+            account = await signin.sign_in(demo.username, demo.password)
+            remember = True
+            config = WorkstationConfig(demo.base_url, data_dir=folder / "workstation", sync=sync)
+            dealership = DEMO_STORE
+            dialer: Any = DemoDialer(seed=int(time.time()) % 1000)
+            status_text = f"· demo lead API {demo.base_url} · simulated leads and texts"
+            suffix = " (demo)"
+        else:
+            server_url = args.server or settings.server_url
+            ca = settings.trusted_ca_file or None
+
+            def open_signin(url: str) -> SignInService:
+                return SignInService.open(url, ca_bundle=ca)
+
+            if not interactive and not server_url:
+                print("--screenshot needs --demo or a server", file=sys.stderr)
+                return 2
+            signed = await sign_in_interactively(server_url, open_signin=open_signin)
+            if signed is None:
+                return 1
+            signin, account, remember = signed.signin, signed.account, signed.remember
+            config = WorkstationConfig(signin.server_url, ca_bundle=ca, sync=sync)
+            dealership = None
+            dialer = build_dialer(
+                settings, open_url=lambda url: QDesktopServices.openUrl(QUrl(url))
+            )
+            status_text = f"· {signin.server_url}"
+            suffix = ""
+        workstation = build_workstation(config, account, signin, rules, dealership=dealership)
+        cleanup.append(workstation.close)
+        cleanup.append(dialer.close)
+        if not remember:
+            cleanup.append(lambda: signin.forget_token(account.username))
+        await workstation.start()
+        session = LiveSession(
+            workstation,
+            rules,
+            dialer,
+            dealership=dealership,
+            settings=qsettings,
+            sounds=interactive and settings.sounds,
+            notifications=interactive and settings.notifications,
+            status_text=status_text,
+            title_suffix=suffix,
+        )
+        window = session.window
+        window.settings_requested.connect(lambda: _open_settings(window, loaded))
+        if args.demo:
+            simulator = LeadSimulator(demo.base_url, demo.api_key, webhook_token=demo.webhook_token)
+            cleanup.append(simulator.aclose)
+            if screenshot is not None:
+                # A new hot lead and a customer's text, so the picture shows both.
+                for _ in range(2):
+                    await simulator.step()
+            else:
+                stop = asyncio.Event()
+                task = asyncio.ensure_future(simulator.run(stop))
+                cleanup.append(lambda: _stop_task(stop, task))
+        if screenshot is not None:
+            return await _screenshot(window, workstation, screenshot)
+        window.show()
+        if args.link:
+            window.search.setText("".join(ch for ch in args.link if ch.isdigit())[-10:])
+        if args.demo:
+            print(
+                f"BDC Workstation demo: {window.windowTitle()} — live queue, real sync; "
+                "close the window to quit.",
+                flush=True,
+            )
+        await _closed(window)
+        return 0
+    except SignInError as exc:
+        print(f"bdc-workstation: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for step in reversed(cleanup):
+            with contextlib.suppress(Exception):
+                result = step()
+                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                    await result
+
+
+async def _stop_task(stop: asyncio.Event, task: asyncio.Future[Any]) -> None:
+    stop.set()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+def _open_settings(window: Any, loaded: Any) -> None:
+    from app.settings import load_settings, user_path
+    from ui.dialogs import SettingsDialog
+    from ui.theme import apply_theme
+
+    dialog = SettingsDialog(load_settings(), user_path(), window)
+    dialog.finished.connect(lambda _code: apply_theme(dialog.settings.theme))
+    window._settings_dialog = dialog
+    dialog.open()
+
+
+async def _closed(window: Any) -> None:
+    """Until the agent closes the window."""
+    from PySide6.QtCore import QEvent, QObject
+
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    class Watch(QObject):
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+            if event.type() == QEvent.Type.Close and not done.done():
+                done.set_result(None)
+            return False
+
+    watcher = Watch(window)
+    window.installEventFilter(watcher)
+    await done
+
+
+async def _screenshot(window: Any, workstation: Any, path: Path) -> int:
+    """Render once the queue has loaded (and the newest leads arrived), then write the PNG."""
+    window.resize(1500, 880)
     window.show()
-    print(
-        f"BDC Workstation demo: {window.windowTitle()} — {args.leads} generated leads, "
-        "live countdowns; close the window to quit."
-    )
-    return int(qt_app.exec())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = workstation.status
+        if status.last_sync is not None and window.model.rowCount() > 0:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        print("the queue did not load within 60 s", file=sys.stderr)
+        return 1
+    await asyncio.sleep(1.5)  # a tick of the countdowns; the flash of the newest lead
+    window.refresh(force=True)
+    window.select_first()
+    await asyncio.sleep(0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(path)):
+        print(f"could not write {path}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    window.close()
+    return 0
 
 
 def _remove_local_data() -> int:
@@ -113,23 +315,6 @@ def _remove_local_data() -> int:
         return 1
     for folder in remove_local_data(tuple(folders)):
         print(f"deleted {folder}")
-    return 0
-
-
-def _screenshot(window, path: Path) -> int:  # type: ignore[no-untyped-def]
-    from PySide6.QtWidgets import QApplication
-
-    window.resize(1500, 880)
-    window.show()
-    for _ in range(5):
-        QApplication.processEvents()
-    window.select_first()
-    QApplication.processEvents()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not window.grab().save(str(path)):
-        print(f"could not write {path}", file=sys.stderr)
-        return 1
-    print(f"wrote {path}")
     return 0
 
 

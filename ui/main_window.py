@@ -1,14 +1,17 @@
 """The agent's main window: the work queue on the left, the lead workspace on the right.
 
 Everything it shows arrives as frozen data from the injected `LeadSource`; everything the agent
-does goes out through the injected `LeadActions` and `Dialer` (see ui/ports.py).
+does goes out through the injected `LeadActions` and the `app.telephony` dialer (see ui/ports.py).
+Actions may be coroutines: they run on the asyncio loop (ui/asyncs.py) and their results update
+the widgets when they arrive. Sync state, notices and queue changes come in through
+`set_sync_state`, `show_notice` and `queue_changed` (wired by ui/live.py).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -31,6 +34,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMainWindow,
     QPlainTextEdit,
+    QProgressBar,
     QPushButton,
     QSplitter,
     QTableView,
@@ -44,28 +48,35 @@ from app.domain.dispositions import AfterEvent, Disposition, DispositionCatalog
 from app.domain.errors import DomainError
 from app.domain.leads import Channel
 from app.domain.priority import WorkItem, WorkKind, countdown_text
+from app.services.actions import ActionResult, DispositionResult
 from app.services.workqueue import LeadDetail
+from app.sync.engine import Connectivity, SyncStatus
+from app.telephony.guard import guarded_dial
+from app.telephony.model import (
+    CallAnswered,
+    CallDialing,
+    CallEnded,
+    CallEvent,
+    CallRinging,
+    Dialer,
+    DialRequest,
+)
+from app.telephony.record import CallRecord
+from ui import asyncs
 from ui.composer import Composer
 from ui.content import LeadContent
-from ui.dialogs import AboutDialog, SettingsDialog, ShortcutSheet, SignInDialog
-from ui.disposition_bar import DispositionBar, PickTime, ScheduleDialog
+from ui.dialogs import AboutDialog, ShortcutSheet
+from ui.disposition_bar import UNDO_SECONDS, DispositionBar, PickTime, ScheduleDialog
 from ui.notify import Notifier
 from ui.ports import (
-    CallEvent,
-    CallPhase,
-    CallRecord,
     Clock,
-    Dialer,
-    DispositionRequest,
     LeadActions,
     LeadSource,
     Presence,
     PresenceState,
-    SignIn,
-    SyncView,
 )
 from ui.queue_model import COL_DUE, COL_NAME, COL_SOURCE, COL_TIER, COL_VEHICLE, QueueModel
-from ui.status import Banner, PresenceControl, SyncStatus, elapsed_text
+from ui.status import Banner, PresenceControl, SyncStatusBar, elapsed_text
 from ui.theme import current_colors
 from ui.workspace import render_lead_html, render_script_html
 
@@ -109,7 +120,10 @@ class _Interaction(QObject):
 
 
 class MainWindow(QMainWindow):
-    call_event = Signal(object)  # CallEvent, delivered on the GUI thread
+    call_event = Signal(object)  # app.telephony CallEvent, delivered on the GUI thread
+    sign_in_requested = Signal()  # the banner's "Sign in again…"
+    settings_requested = Signal()  # File ▸ Settings (the composition root opens the dialog)
+    disposition_logged = Signal(object)  # DispositionResult, once shown
 
     def __init__(
         self,
@@ -126,9 +140,9 @@ class MainWindow(QMainWindow):
         settings: QSettings | None = None,
         sounds: bool = False,
         pick_time: PickTime | None = None,
-        sign_in: SignIn | None = None,
-        sync_view: SyncView | None = None,
+        sync_status: SyncStatus | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        agent_id: str | None = None,
     ) -> None:
         super().__init__()
         self._source = source
@@ -140,7 +154,7 @@ class MainWindow(QMainWindow):
         self._store_zone = store_zone
         self._settings = settings
         self._pick_time = pick_time or self._ask_time
-        self._sign_in = sign_in
+        self._agent_id = agent_id
         self._monotonic = monotonic
         self._colors = current_colors()
         self._ticks = 0
@@ -151,8 +165,12 @@ class MainWindow(QMainWindow):
         self._call_started: datetime | None = None
         self._call_connected = False
         self._call_lead: str | None = None
-        self.last_call: CallRecord | None = None
+        self._call_events: list[CallEvent] = []
+        self._last_call_lead: str | None = None
+        self.last_call: CallRecord | None = None  # the finished call the next disposition closes
+        self._last_call_events: tuple[CallEvent, ...] = ()
         self._undo_leads: dict[str, str] = {}
+        self._logging = False  # a disposition is on its way: the keys wait
         self.setWindowTitle(title)
 
         # -- queue
@@ -285,17 +303,35 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes([880, 620])
 
         self.banner = Banner(colors=self._colors)
-        self.banner.sign_in_clicked.connect(self.open_sign_in)
+        self.banner.sign_in_clicked.connect(self.sign_in_requested.emit)
+        # What the agent should read once: session-only mode, refused actions, a lead that left.
+        self.notice = QLabel()
+        self.notice.setObjectName("notice_bar")
+        self.notice.setWordWrap(True)
+        self.notice.setTextFormat(Qt.TextFormat.RichText)
+        self.notice.setStyleSheet(
+            f"background:{self._colors.banner_warn};color:{self._colors.banner_text};"
+            f"border:2px solid {self._colors.orange};padding:4px 8px"
+        )
+        self.notice.hide()
+        self._notices: list[str] = []
+        self._standing_notice = ""
         central = QWidget()
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(0, 0, 0, 0)
         central_layout.setSpacing(0)
         central_layout.addWidget(self.banner)
+        central_layout.addWidget(self.notice)
         central_layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
 
         # -- status bar
-        self.sync_status = SyncStatus(colors=self._colors)
+        self.sync_status = SyncStatusBar(colors=self._colors)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("sync_progress")
+        self.progress.setMaximumWidth(260)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
         self.connection_label = QLabel(status_text)
         self.counts_label = QLabel()
         self.counts_label.setObjectName("queue_counts")
@@ -305,17 +341,19 @@ class MainWindow(QMainWindow):
         self.presence.changed.connect(self.set_presence)
         bar = self.statusBar()
         bar.addWidget(self.sync_status)
+        bar.addWidget(self.progress)
         bar.addWidget(self.connection_label, 1)
         bar.addPermanentWidget(self.counts_label)
         bar.addPermanentWidget(self.presence)
-        self.set_sync_state(sync_view or SyncView())
+        self.sync_view: SyncStatus | None = None
+        self.set_sync_state(sync_status)
 
         self.notifier = Notifier(self, sounds=sounds)
         self._build_menus()
         self._build_shortcuts()
 
         self.call_event.connect(self._on_call_event)
-        dialer.set_listener(self.call_event.emit)
+        self._unsubscribe_dialer = dialer.subscribe(self.call_event.emit)
         self.table.selectionModel().currentRowChanged.connect(self._show_current)
 
         # The one refresh timer: repaints countdowns every second, re-ranks every few seconds.
@@ -334,9 +372,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        if self._sign_in is not None:
-            file_menu.addAction("&Sign in…", self.open_sign_in)
-        file_menu.addAction("Se&ttings…", self.open_settings)
+        file_menu.addAction("Se&ttings…", self.settings_requested.emit)
         file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -584,50 +620,75 @@ class MainWindow(QMainWindow):
         detail = self._detail
         if item is None or detail is None or self._call_lead is not None:
             return
-        decision = self._actions.check_contact(item.lead_id, Channel.CALL, self._clock())
+        decision = self._actions.check_contact(item.lead_id, Channel.CALL)
         if not decision.allowed or decision.address is None:
             self.call_status.setText(
                 f"<span style='color:{self._colors.red}'><b>✖ Not calling:</b> "
                 f"{escape(decision.message)}</span>"
             )
             return
+        request = DialRequest(
+            number=decision.address,
+            lead_id=item.lead_id,
+            agent_id=self._agent_id,
+            display_name=item.name,
+        )
         self._worked_channel = Channel.CALL
         self._call_lead = item.lead_id
         self._call_started = self._clock()
         self._call_connected = False
+        self._call_events = []
         self.call_button.setEnabled(False)
         self.hang_up_button.setEnabled(True)
         self.set_presence(Presence(PresenceState.ON_CALL, self._clock()))
-        self._dialer.dial(item.lead_id, decision.address)
+        asyncs.run(guarded_dial(self._dialer, request, decision), None, self._dial_failed)
+
+    def _dial_failed(self, error: BaseException) -> None:
+        self._call_lead = None
+        self._call_started = None
+        self.hang_up_button.setEnabled(False)
+        self.call_button.setEnabled(self._detail is not None)
+        self.set_presence(Presence(PresenceState.AVAILABLE, self._clock()))
+        self.call_status.setText(
+            f"<span style='color:{self._colors.red}'><b>✖ Not dialed:</b> "
+            f"{escape(str(error))}</span>"
+        )
 
     def hang_up(self) -> None:
         if self._call_lead is not None:
-            self._dialer.hang_up()
+            asyncs.run(self._dialer.hang_up())
 
     def _on_call_event(self, event: CallEvent) -> None:
-        if event.phase is CallPhase.CONNECTED:
-            self._call_connected = True
-        if event.phase is not CallPhase.ENDED:
-            self._call_status_text(event.phase.value.title(), event.message)
+        if self._call_lead is None:
             return
-        started = self._call_started or event.at
-        answered: bool | None = None
-        if event.outcome is AfterEvent.CALL_ANSWERED:
-            answered = True
-        elif event.outcome is not None:
-            answered = False
-        self.last_call = CallRecord(
-            event.lead_id, event.number, started, event.at, answered, event.outcome
-        )
+        self._call_events.append(event)
+        if isinstance(event, CallDialing):
+            self._call_status_text("Dialing", f"{event.number} ({event.backend})")
+            return
+        if isinstance(event, CallRinging):
+            self._call_status_text("Ringing", "")
+            return
+        if isinstance(event, CallAnswered):
+            self._call_connected = True
+            self._call_status_text("On call", "answered")
+            return
+        if not isinstance(event, CallEnded):
+            return
+        lead_id = self._call_lead
+        self._last_call_events = tuple(self._call_events)
+        self.last_call = CallRecord.from_events(self._last_call_events)
+        self._last_call_lead = lead_id
         self._call_lead = None
         self._call_started = None
         self.hang_up_button.setEnabled(False)
         self.call_button.setEnabled(self._detail is not None)
         self.set_presence(Presence(PresenceState.WRAP_UP, self._clock()))
-        likely = self._catalog.likely_after(event.outcome) if event.outcome else None
-        duration = elapsed_text(self.last_call.duration_s)
-        what = event.message or (event.outcome.value.replace("_", " ") if event.outcome else "")
-        self.call_status.setText(f"Call ended after {duration} — {escape(what)}. Log the outcome.")
+        outcome = self.last_call.after_event
+        likely = self._catalog.likely_after(outcome) if outcome else None
+        talk = elapsed_text(self.last_call.duration_s)
+        what = event.cause.label + (f" ({event.detail})" if event.detail else "")
+        answered = f" after {talk} talk" if event.answered else ""
+        self.call_status.setText(f"Call {escape(what)}{answered}. Log the outcome.")
         self.disposition_bar.mark_likely(likely.code if likely else None)
 
     def _call_status_text(self, phase: str, message: str) -> None:
@@ -653,7 +714,7 @@ class MainWindow(QMainWindow):
     def log_disposition(self, code: str) -> None:
         item = self.current_item()
         detail = self._detail
-        if item is None or detail is None:
+        if item is None or detail is None or self._logging:
             return
         disposition = self._catalog.get(code)
         if self._call_lead == item.lead_id:
@@ -664,7 +725,12 @@ class MainWindow(QMainWindow):
             scheduled = self._pick_time(disposition, item.name, detail.zone.primary_zone, now)
             if scheduled is None:
                 return
-        call = self.last_call if self.last_call and self.last_call.lead_id == item.lead_id else None
+        call = None
+        if self.last_call is not None and self._last_call_lead == item.lead_id:
+            # A hand-off call ends at the disposition; whether anyone answered, it says.
+            call = CallRecord.from_events(
+                self._last_call_events, ended_at=now, disposition_flags=disposition.flags
+            )
         channel = (
             disposition.channel
             or (Channel.CALL if call else None)
@@ -672,22 +738,38 @@ class MainWindow(QMainWindow):
             or item.channel
             or Channel.CALL
         )
+        self._logging = True
         try:
-            result = self._actions.log_disposition(
-                DispositionRequest(
-                    lead_id=item.lead_id,
-                    code=code,
-                    at=now,
-                    channel=channel,
-                    scheduled_for=scheduled,
-                    note=self.notes.toPlainText().strip(),
-                    call=call,
-                )
+            pending = self._actions.log_disposition(
+                item.lead_id,
+                code,
+                scheduled_for=scheduled,
+                note=self.notes.toPlainText().strip(),
+                call=call,
+                undo_window=timedelta(seconds=UNDO_SECONDS),
+                channel=channel,
             )
         except DomainError as exc:
+            self._logging = False
             self.disposition_bar.show_error(str(exc))
             return
+        asyncs.run(
+            pending,
+            lambda result: self._disposition_logged(item, result),
+            self._disposition_failed,
+        )
+
+    def _disposition_failed(self, error: BaseException) -> None:
+        self._logging = False
+        self.disposition_bar.show_error(f"Not logged: {error}")
+
+    def _disposition_logged(self, item: WorkItem, result: DispositionResult) -> None:
+        self._logging = False
+        if not result.ok:
+            self.disposition_bar.show_error(result.message)
+            return
         self.last_call = None
+        self._last_call_events = ()
         self.notes.clear()
         if self.presence.presence.state is PresenceState.WRAP_UP:
             self.set_presence(Presence(PresenceState.AVAILABLE, self._clock()))
@@ -696,6 +778,7 @@ class MainWindow(QMainWindow):
         if result.undo_token:
             self._undo_leads[result.undo_token] = item.lead_id
         self.disposition_bar.show_result(item.name, result)
+        self.disposition_logged.emit(result)
 
     def _select_next_after(self, lead_id: str) -> None:
         for row in range(self.model.rowCount()):
@@ -707,10 +790,17 @@ class MainWindow(QMainWindow):
         self._show_workspace(None)
 
     def _undo(self, token: str) -> None:
-        if not self._actions.undo(token):
+        asyncs.run(
+            self._actions.undo_disposition(token),
+            lambda result: self._undone(token, result),
+            lambda error: self.disposition_bar.show_error(f"Could not undo: {error}"),
+        )
+
+    def _undone(self, token: str, result: ActionResult) -> None:
+        lead_id = self._undo_leads.pop(token, None)
+        if not result.ok:
             self.disposition_bar.show_error("Too late to undo: it was already sent.")
             return
-        lead_id = self._undo_leads.pop(token, None)
         self.refresh(force=True)
         self.disposition_bar.result.setText("↶ Undone — the lead is back as it was.")
         if lead_id is not None:
@@ -730,19 +820,31 @@ class MainWindow(QMainWindow):
         text = self.notes.toPlainText()
         if item is None:
             return
-        result = self._actions.add_note(item.lead_id, text, self._clock())
+        self.save_note_button.setEnabled(False)
+        asyncs.run(
+            self._actions.add_note(item.lead_id, text),
+            lambda result: self._note_saved(item, result),
+            lambda error: self._note_saved(item, ActionResult(False, str(error))),
+        )
+
+    def _note_saved(self, item: WorkItem, result: ActionResult) -> None:
+        self.save_note_button.setEnabled(True)
         mark = "✔" if result.ok else "✖"
         self.note_status.setText(f"{mark} {result.message}")
         if result.ok:
             self.notes.clear()
-            self._show_workspace(item)
+            current = self.current_item()
+            if current is not None and current.lead_id == item.lead_id:
+                self._show_workspace(current)
 
     # ------------------------------------------------------------------ presence and sync
 
     def set_presence(self, presence: Presence) -> None:
         presence = Presence(presence.state, self._clock(), presence.reason)
-        self._actions.set_presence(presence)
+        reason = presence.reason.lower() if presence.state is PresenceState.PAUSED else None
+        lead_id = self._call_lead if presence.state is PresenceState.ON_CALL else None
         self.presence.show_presence(presence, self._clock())
+        asyncs.run(self._actions.set_presence(presence.state, reason=reason, lead_id=lead_id))
 
     def toggle_pause(self) -> None:
         if self.presence.presence.state is PresenceState.PAUSED:
@@ -750,22 +852,57 @@ class MainWindow(QMainWindow):
         else:
             self.set_presence(Presence(PresenceState.PAUSED, self._clock(), "Break"))
 
-    def set_sync_state(self, view: SyncView) -> None:
-        """Where app.sync's state lands (call on the GUI thread)."""
-        self.sync_view = view
-        self.sync_status.show_state(view)
-        self.banner.show_state(view)
+    def set_sync_state(self, status: SyncStatus | None) -> None:
+        """Where app.sync's status lands (a listener on the asyncio loop = the Qt thread).
+        None: the in-process preview, no lead API."""
+        self.sync_view = status
+        self.sync_status.show_state(status)
+        self.banner.show_state(status)
+        loading = status is not None and (
+            status.resync_loaded is not None
+            or (status.connectivity is Connectivity.SYNCING and status.last_sync is None)
+        )
+        if loading and status is not None:
+            if status.resync_loaded is not None:
+                self.progress.setRange(0, 0)
+                self.progress.setFormat(f"Reloading your queue… {status.resync_loaded} leads")
+            else:
+                self.progress.setRange(0, 0)  # busy: the first download of the queue
+                self.progress.setFormat("Loading your queue…")
+            self.progress.show()
+        else:
+            self.progress.hide()
 
-    # ------------------------------------------------------------------ dialogs
+    def set_standing_notice(self, html: str) -> None:
+        """A message that stays (e.g. session-only mode)."""
+        self._standing_notice = html
+        self._show_notices()
 
-    def open_sign_in(self) -> None:
-        if self._sign_in is None:
-            return
-        SignInDialog(self._sign_in, self).exec()
+    def show_notice(self, text: str) -> None:
+        """Something the agent should read once (the newest three stay until dismissed)."""
+        shown = escape(text)
+        self._notices = [*self._notices[-2:], shown]
+        self._show_notices()
+        QTimer.singleShot(30_000, lambda: self._expire_notice(shown))
 
-    def open_settings(self) -> None:
-        settings = self._settings or QSettings()
-        SettingsDialog(settings, self).exec()
+    def _expire_notice(self, text: str) -> None:
+        if text in self._notices:
+            self._notices.remove(text)
+            self._show_notices()
+
+    def _show_notices(self) -> None:
+        lines = ([self._standing_notice] if self._standing_notice else []) + [
+            f"ⓘ {n}" for n in self._notices
+        ]
+        self.notice.setText("<br>".join(lines))
+        self.notice.setVisible(bool(lines))
+
+    def queue_changed(self, lead_ids: tuple[str, ...]) -> None:
+        """The core re-derived these leads (sync or an action): re-rank, refresh the open lead."""
+        self.refresh()
+        current = self.current_item()
+        if current is not None and current.lead_id in lead_ids and self._call_lead is None:
+            self._show_workspace(current)
 
     # ------------------------------------------------------------------ layout persistence
 
@@ -796,4 +933,5 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()
         self.countdown_timer.stop()
+        self._unsubscribe_dialer()
         super().closeEvent(event)

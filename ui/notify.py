@@ -29,6 +29,7 @@ class Notifier:
         self, window: QWidget, *, sounds: bool = True, sound_file: Path | None = None
     ) -> None:
         self.sounds = sounds
+        self.enabled = True  # desktop notifications (app.settings "notifications")
         self.shown: list[tuple[str, str]] = []  # what was announced, newest last
         self._tray: QSystemTrayIcon | None = None
         if QSystemTrayIcon.isSystemTrayAvailable():
@@ -44,7 +45,7 @@ class Notifier:
 
     def notify(self, title: str, message: str) -> None:
         self.shown.append((title, message))
-        if self._tray is not None and self._tray.supportsMessages():
+        if self.enabled and self._tray is not None and self._tray.supportsMessages():
             self._tray.showMessage(title, message, QSystemTrayIcon.MessageIcon.Information, 8000)
         if self.sounds:
             if self._effect is not None:

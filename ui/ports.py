@@ -1,157 +1,47 @@
-"""What the widgets need from the workstation core: frozen data in, plain callables out.
+"""What the widgets need from the workstation core, and nothing the core already defines.
 
-The composition root (ui/composition.py) hands each widget objects that satisfy these protocols.
-Today the demo passes `ui.demo_backend.DemoBackend`; the real `app.services` / `app.sync` /
-`app.telephony` objects plug in at the same places (thin adapters at most). Nothing here imports Qt.
+The widgets receive the core's own frozen types: `app.sync.engine.SyncStatus` / `Connectivity`,
+`app.services.actions.DispositionResult` / `ActionResult` / `PresenceState`, the dialer events
+of `app.telephony.model`, `app.domain.priority.WorkItem`, `app.services.workqueue.LeadDetail`.
+This module only names the two roles the window is handed (reads and writes: satisfied by
+`WorkQueue` and `ActionService` of a running `app.services.workstation.Workstation`, or by the
+in-process preview in ui/demo_backend.py), and the few things that exist only on screen.
+
+An action method may return its result or an awaitable of it: the window runs awaitables on the
+asyncio loop (qasync) and shows the result when it arrives (see ui/asyncs.py). Nothing here
+imports Qt.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from app.domain.compliance import ContactDecision
-from app.domain.dispositions import AfterEvent
 from app.domain.leads import Channel
 from app.domain.priority import WorkItem
+from app.services.actions import ActionResult, DispositionResult, PresenceState
 from app.services.workqueue import LeadDetail
+from app.telephony.record import CallRecord
 
 Clock = Callable[[], datetime]
 
-# --------------------------------------------------------------------------- sync and presence
-
-
-class Connectivity(StrEnum):
-    ONLINE = "online"
-    SYNCING = "syncing"
-    OFFLINE = "offline"
-    SIGN_IN_EXPIRED = "sign_in_expired"
-    LOCAL = "local"  # the demo: in-process data, no lead API
-
-
-@dataclass(frozen=True, slots=True)
-class SyncView:
-    """What the status bar shows about sync (mirror of app.sync's SyncState)."""
-
-    connectivity: Connectivity = Connectivity.ONLINE
-    pending: int = 0  # local changes not yet acknowledged by the server
-    last_sync: datetime | None = None
-    last_error: str = ""
-
-
-class PresenceState(StrEnum):
-    AVAILABLE = "available"
-    ON_CALL = "on_call"
-    WRAP_UP = "wrap_up"
-    PAUSED = "paused"
-
-
-PAUSE_REASONS = ("Break", "Lunch", "Meeting", "Training", "Coaching", "Personal")
+PAUSE_REASONS = ("Break", "Lunch", "Meeting", "Training", "Coaching", "Other")
 
 
 @dataclass(frozen=True, slots=True)
 class Presence:
+    """The agent's state as the status bar shows it (with when it began, for the timer)."""
+
     state: PresenceState
     since: datetime
-    reason: str = ""  # pause reason
-
-
-# --------------------------------------------------------------------------- calls
-
-
-class CallPhase(StrEnum):
-    DIALING = "dialing"
-    RINGING = "ringing"
-    CONNECTED = "connected"
-    ENDED = "ended"
-
-
-@dataclass(frozen=True, slots=True)
-class CallEvent:
-    """A dialer's report on the current call. `outcome` is set when the call ends."""
-
-    phase: CallPhase
-    lead_id: str
-    number: str  # E.164
-    at: datetime
-    outcome: AfterEvent | None = None  # what happened, when the backend knows
-    message: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class CallRecord:
-    """A finished call, passed along with the disposition that closes it."""
-
-    lead_id: str
-    number: str
-    started_at: datetime
-    ended_at: datetime
-    answered: bool | None  # None: the backend cannot tell (a tel: hand-off)
-    outcome: AfterEvent | None = None
-
-    @property
-    def duration_s(self) -> int:
-        return max(0, int((self.ended_at - self.started_at).total_seconds()))
-
-
-class Dialer(Protocol):
-    """A telephony backend. It reports progress by calling the `on_event` it was given."""
-
-    name: str
-
-    def dial(self, lead_id: str, number: str) -> None: ...
-
-    def hang_up(self) -> None: ...
-
-    def set_listener(self, on_event: Callable[[CallEvent], None]) -> None: ...
-
-
-# --------------------------------------------------------------------------- actions
-
-
-@dataclass(frozen=True, slots=True)
-class DispositionRequest:
-    lead_id: str
-    code: str
-    at: datetime
-    channel: Channel  # the channel the agent worked (decides which attempt is recorded)
-    scheduled_for: datetime | None = None  # callbacks and appointments
-    note: str = ""
-    call: CallRecord | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DispositionResult:
-    lead_id: str
-    code: str
-    label: str
-    next_text: str  # "Text #1 in 10 min · call #2 at 4:30 PM their time"
-    activity_ids: tuple[str, ...] = ()
-    undo_token: str | None = None  # pass to `undo` while the Undo button shows
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRequest:
-    lead_id: str
-    channel: Channel  # TEXT or EMAIL
-    body: str
-    at: datetime
-    subject: str = ""
-    template_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ActionResult:
-    ok: bool
-    message: str  # what to tell the agent, e.g. "Text sent" or the reason it was refused
-    activity_ids: tuple[str, ...] = ()
+    reason: str = ""  # pause reason, one of PAUSE_REASONS
 
 
 class LeadSource(Protocol):
-    """Reads: the ranked queue and one lead's details (WorkQueue satisfies this)."""
+    """Reads: the ranked queue and one lead's details (app.services.workqueue.WorkQueue)."""
 
     def items(self, now: datetime, *, search: str = "") -> list[WorkItem]: ...
 
@@ -161,20 +51,38 @@ class LeadSource(Protocol):
 
 
 class LeadActions(Protocol):
-    """Writes: every use case the agent triggers. Each returns frozen data; none raises for a
-    refusal the agent should read (that comes back as `ok=False` with the reason)."""
+    """Writes: the subset of app.services.actions.ActionService the window uses. A refusal the
+    agent should read comes back as `ok=False` with the reason, never as an exception."""
 
-    def log_disposition(self, request: DispositionRequest) -> DispositionResult: ...
+    def check_contact(self, lead_id: str, channel: Channel) -> ContactDecision: ...
 
-    def undo(self, token: str) -> bool: ...
+    def log_disposition(
+        self,
+        lead_id: str,
+        code: str,
+        *,
+        scheduled_for: datetime | None = None,
+        note: str = "",
+        call: CallRecord | None = None,
+        undo_window: timedelta | None = None,
+        channel: Channel | None = None,
+    ) -> DispositionResult | Awaitable[DispositionResult]: ...
 
-    def send_message(self, request: MessageRequest) -> ActionResult: ...
+    def undo_disposition(self, token: str) -> ActionResult | Awaitable[ActionResult]: ...
 
-    def add_note(self, lead_id: str, text: str, at: datetime) -> ActionResult: ...
+    def send_text(
+        self, lead_id: str, body: str, *, template_id: str | None = None
+    ) -> ActionResult | Awaitable[ActionResult]: ...
 
-    def check_contact(self, lead_id: str, channel: Channel, now: datetime) -> ContactDecision: ...
+    def send_email(
+        self, lead_id: str, subject: str, body: str, *, template_id: str | None = None
+    ) -> ActionResult | Awaitable[ActionResult]: ...
 
-    def set_presence(self, presence: Presence) -> None: ...
+    def add_note(self, lead_id: str, text: str) -> ActionResult | Awaitable[ActionResult]: ...
+
+    def set_presence(
+        self, state: PresenceState, *, reason: str | None = None, lead_id: str | None = None
+    ) -> ActionResult | Awaitable[ActionResult]: ...
 
 
 # --------------------------------------------------------------------------- sign-in
@@ -182,6 +90,8 @@ class LeadActions(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SignInRequest:
+    """What the sign-in form holds."""
+
     server_url: str
     username: str
     password: str
@@ -195,4 +105,18 @@ class SignInResult:
     agent_name: str = ""
 
 
-SignIn = Callable[[SignInRequest], SignInResult]
+SignIn = Callable[[SignInRequest], SignInResult | Awaitable[SignInResult]]
+
+__all__ = [
+    "PAUSE_REASONS",
+    "ActionResult",
+    "Clock",
+    "DispositionResult",
+    "LeadActions",
+    "LeadSource",
+    "Presence",
+    "PresenceState",
+    "SignIn",
+    "SignInRequest",
+    "SignInResult",
+]

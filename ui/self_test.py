@@ -84,10 +84,10 @@ def _store() -> str:
 def _window() -> str:
     from PySide6.QtWidgets import QApplication
 
-    from ui.composition import build_demo_window
+    from ui.composition import build_preview_window
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = build_demo_window(lead_count=20)
+    window = build_preview_window(lead_count=20)
     window.show()
     for _ in range(3):
         app.processEvents()

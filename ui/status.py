@@ -8,7 +8,8 @@ from datetime import datetime
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from ui.ports import PAUSE_REASONS, Connectivity, Presence, PresenceState, SyncView
+from app.sync.engine import Connectivity, SyncStatus
+from ui.ports import PAUSE_REASONS, Presence, PresenceState
 from ui.theme import Colors, current_colors
 
 _CONNECTIVITY = {
@@ -16,8 +17,8 @@ _CONNECTIVITY = {
     Connectivity.SYNCING: ("⟳ Syncing…", "blue"),
     Connectivity.OFFLINE: ("✖ Offline", "red"),
     Connectivity.SIGN_IN_EXPIRED: ("⚠ Sign-in expired", "orange"),
-    Connectivity.LOCAL: ("● Local demo data", "blue"),
 }
+_LOCAL = ("● Local preview data", "blue")  # no lead API (the in-process preview)
 _PRESENCE = {
     PresenceState.AVAILABLE: ("● Available", "green"),
     PresenceState.ON_CALL: ("☎ On call", "blue"),
@@ -37,7 +38,7 @@ def _clock_text(moment: datetime) -> str:
     return moment.astimezone().strftime("%I:%M %p").lstrip("0")
 
 
-class SyncStatus(QWidget):
+class SyncStatusBar(QWidget):
     """'● Online · 3 changes waiting · synced 4:02 PM' in the status bar."""
 
     def __init__(self, parent: QWidget | None = None, *, colors: Colors | None = None) -> None:
@@ -54,10 +55,23 @@ class SyncStatus(QWidget):
         for label in (self.connectivity, self.pending, self.last_sync):
             layout.addWidget(label)
 
-    def show_state(self, view: SyncView) -> None:
-        text, color = _CONNECTIVITY[view.connectivity]
+    def show_state(self, view: SyncStatus | None) -> None:
+        text, color = _LOCAL if view is None else _CONNECTIVITY[view.connectivity]
+        if view is not None and view.connectivity is Connectivity.ONLINE and not view.live:
+            text += " (polling)"
         self.connectivity.setText(f"<b style='color:{getattr(self._colors, color)}'>{text}</b>")
-        self.connectivity.setToolTip(view.last_error or text)
+        self.connectivity.setToolTip((view.last_error if view else "") or text)
+        if view is None:
+            self.pending.clear()
+            self.pending.hide()
+            self.last_sync.clear()
+            return
+        if view.failed:
+            noun = "action" if view.failed == 1 else "actions"
+            self.connectivity.setText(
+                self.connectivity.text()
+                + f" <b style='color:{self._colors.red}'>· {view.failed} {noun} refused</b>"
+            )
         if view.pending:
             noun = "change" if view.pending == 1 else "changes"
             self.pending.setText(f"· {view.pending} {noun} waiting to sync")
@@ -65,9 +79,7 @@ class SyncStatus(QWidget):
         else:
             self.pending.clear()
             self.pending.hide()
-        if view.connectivity is Connectivity.LOCAL:
-            self.last_sync.clear()
-        elif view.last_sync is not None:
+        if view.last_sync is not None:
             self.last_sync.setText(f"· synced {_clock_text(view.last_sync)}")
         else:
             self.last_sync.setText("· not synced yet")
@@ -92,8 +104,11 @@ class Banner(QFrame):
         layout.addWidget(self.sign_in)
         self.hide()
 
-    def show_state(self, view: SyncView) -> None:
+    def show_state(self, view: SyncStatus | None) -> None:
         c = self._colors
+        if view is None:
+            self.hide()
+            return
         waiting = ""
         if view.pending:
             noun = "change" if view.pending == 1 else "changes"

@@ -256,6 +256,11 @@ class SignInService:
         except KeyError:
             return None
 
+    def forget_token(self, username: str) -> None:
+        """Delete `username`'s saved token here (no "remember me"): the next start asks for the
+        password. The local store, its key and the outbox stay."""
+        self._forget(username)
+
     def _forget(self, username: str) -> None:
         with contextlib.suppress(SecretStoreError):
             self.secrets.delete(token_name(username))

@@ -1,30 +1,58 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
+import qasync
 from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
 
-from ui.ports import CallEvent
+from app.telephony.model import CallDialing, CallEvent, CallHandle, DialRequest, EventHub
+
+
+@pytest.fixture(autouse=True)
+def qt_asyncio(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
+    """asyncio on Qt's loop: tasks run while qtbot.wait*/waitUntil spin Qt (NOTES.md)."""
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        asyncio.set_event_loop(None)
 
 
 @dataclass
 class FakeDialer:
+    """An app.telephony Dialer that records what it was asked; tests emit the call's events."""
+
     name: str = "fake"
-    dialed: list[tuple[str, str]] = field(default_factory=list)
+    reports_state: bool = True
+    dialed: list[DialRequest] = field(default_factory=list)
     hung_up: int = 0
-    listener: Callable[[CallEvent], None] | None = None
+    hub: EventHub = field(default_factory=EventHub)
+    active: CallHandle | None = None
 
-    def dial(self, lead_id: str, number: str) -> None:
-        self.dialed.append((lead_id, number))
+    async def dial(self, request: DialRequest) -> CallHandle:
+        self.dialed.append(request)
+        self.active = CallHandle(request.call_id, request, NOW, self.name)
+        self.hub.emit(CallDialing(request.call_id, NOW, request.number, request.lead_id, "fake"))
+        return self.active
 
-    def hang_up(self) -> None:
+    async def hang_up(self, call_id: str | None = None) -> None:
         self.hung_up += 1
 
-    def set_listener(self, on_event: Callable[[CallEvent], None]) -> None:
-        self.listener = on_event
+    def subscribe(self, listener: Callable[[CallEvent], None]) -> Callable[[], None]:
+        return self.hub.subscribe(listener)
+
+    @property
+    def active_call(self) -> CallHandle | None:
+        return self.active
+
+    async def close(self) -> None:
+        pass
 
 
 class FakeMonotonic:

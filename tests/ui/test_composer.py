@@ -8,7 +8,7 @@ from app.domain.compliance import BlockCode
 from app.domain.leads import Channel
 from tests.ui.conftest import NOW, FakeDialer
 from ui.composer import counter_text
-from ui.composition import build_demo_window
+from ui.composition import build_preview_window
 from ui.main_window import TAB_TEXT
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -16,7 +16,7 @@ LATE = datetime(2026, 11, 25, 21, 30, tzinfo=CHICAGO).astimezone(UTC)
 
 
 def _window_at(qtbot: QtBot, now: datetime):  # type: ignore[no-untyped-def]
-    window = build_demo_window(lead_count=120, clock=lambda: now, dialer=FakeDialer())
+    window = build_preview_window(lead_count=120, clock=lambda: now, dialer=FakeDialer())
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
@@ -53,7 +53,7 @@ def test_compliance_banner_blocks_a_text_at_2130_their_time(qtbot: QtBot) -> Non
     assert "21:30" in banner.text()  # it is 21:30 their time
     assert "8:00 AM their time" in banner.text()  # and when it opens again
     assert not composer.send_button.isEnabled()
-    assert composer.send() is None
+    assert composer.send() is False
     assert window.backend.sent == []  # type: ignore[attr-defined]
     texts = [
         a for a in window.queue.detail(detail.lead.id, LATE).timeline if a.kind.value == "text"

@@ -1,6 +1,8 @@
-from PySide6.QtCore import QSettings
+from pathlib import Path
+
 from pytestqt.qtbot import QtBot
 
+from app.settings import load_settings
 from ui.dialogs import AboutDialog, SettingsDialog, SignInDialog, versions
 from ui.ports import SignInRequest, SignInResult
 
@@ -30,16 +32,46 @@ def test_sign_in_calls_the_injected_callable_and_shows_refusals(qtbot: QtBot) ->
     assert dialog.result() == SignInDialog.DialogCode.Accepted
 
 
-def test_settings_are_saved(qtbot: QtBot, settings: QSettings) -> None:
-    dialog = SettingsDialog(settings)
+def test_an_async_sign_in_answers_when_it_is_done(qtbot: QtBot) -> None:
+    async def sign_in(request: SignInRequest) -> SignInResult:
+        return SignInResult(request.password == "right", "refused")
+
+    dialog = SignInDialog(sign_in, server_url="https://leads.example.com", username="ana")
     qtbot.addWidget(dialog)
-    dialog.dialer.setCurrentIndex(1)
+    dialog.password.setText("right")
+    dialog.submit()
+    qtbot.waitUntil(lambda: dialog.result() == SignInDialog.DialogCode.Accepted)
+
+
+def test_settings_are_saved_to_the_user_file(qtbot: QtBot, tmp_path: Path) -> None:
+    user = tmp_path / "settings.toml"
+    loaded = load_settings(fleet=tmp_path / "none.toml", user=user)
+    dialog = SettingsDialog(loaded, user)
+    qtbot.addWidget(dialog)
+    dialog.dialer.setCurrentIndex(2)
     dialog.sounds.setChecked(False)
     dialog.theme.setCurrentIndex(2)
     dialog.save()
-    assert settings.value("dialer") == "simulated"
-    assert settings.value("theme") == "dark"
-    assert str(settings.value("sounds")).lower() == "false"
+    again = load_settings(fleet=tmp_path / "none.toml", user=user).settings
+    assert again.dialer == "demo" and again.theme == "dark" and again.sounds is False
+
+
+def test_settings_locked_by_it_are_shown_disabled(qtbot: QtBot, tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(
+        '[settings]\ndialer = "baresip"\n\n[policy]\nuser_may_change = ["theme", "sounds"]\n'
+    )
+    user = tmp_path / "settings.toml"
+    loaded = load_settings(fleet=fleet, user=user)
+    dialog = SettingsDialog(loaded, user)
+    qtbot.addWidget(dialog)
+    assert not dialog.dialer.isEnabled() and dialog.dialer.currentData() == "baresip"
+    assert "IT department" in dialog.dialer.toolTip()
+    assert dialog.theme.isEnabled()
+    dialog.theme.setCurrentIndex(1)
+    dialog.save()
+    assert load_settings(fleet=fleet, user=user).settings.theme == "light"
+    assert "dialer" not in user.read_text()
 
 
 def test_about_lists_versions(qtbot: QtBot) -> None:

@@ -1,6 +1,5 @@
 import random
 from datetime import timedelta
-from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QTableWidget
@@ -8,19 +7,19 @@ from pytestqt.qtbot import QtBot
 
 from app.demo.generator import make_lead
 from app.domain.activities import ActivityKind
-from app.domain.dispositions import AfterEvent
 from app.domain.priority import WorkItem, WorkKind
+from app.sync.engine import Connectivity, SyncStatus
+from app.telephony.model import CallEnded, EndCause
 from tests.ui.conftest import NOW, FakeDialer, FakeMonotonic
-from ui.composition import build_demo_window
-from ui.main import main
+from ui.composition import build_preview_window
 from ui.main_window import SETTLE_SECONDS, MainWindow
-from ui.ports import CallEvent, CallPhase, Connectivity, PresenceState, SyncView
+from ui.ports import PresenceState
 from ui.queue_model import COL_NAME
 
 
 def _window(qtbot: QtBot, clock=lambda: NOW, **kwargs) -> MainWindow:  # type: ignore[no-untyped-def]
     kwargs.setdefault("dialer", FakeDialer())
-    window = build_demo_window(lead_count=120, clock=clock, **kwargs)
+    window = build_preview_window(lead_count=120, clock=clock, **kwargs)
     qtbot.addWidget(window)
     window.resize(1400, 850)
     window.show()
@@ -139,13 +138,19 @@ def test_dial_hotkey_calls_the_dialer_and_hang_up_brings_the_likely_outcome(
     item = window.current_item()
     assert item is not None
     qtbot.keyClick(window.table, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
-    assert dialer.dialed and dialer.dialed[0][0] == item.lead_id
-    assert dialer.dialed[0][1].startswith("+1")
+    qtbot.waitUntil(lambda: bool(dialer.dialed))
+    request = dialer.dialed[0]
+    assert request.lead_id == item.lead_id and request.number.startswith("+1")
     assert window.presence.presence.state is PresenceState.ON_CALL
-    assert dialer.listener is not None
-    dialer.listener(
-        CallEvent(
-            CallPhase.ENDED, item.lead_id, dialer.dialed[0][1], NOW, AfterEvent.CALL_VOICEMAIL
+    assert "Dialing" in window.call_status.text()
+    dialer.hub.emit(
+        CallEnded(
+            request.call_id,
+            NOW,
+            EndCause.VOICEMAIL,
+            "voicemail greeting",
+            started_at=NOW,
+            answered_at=NOW,
         )
     )
     assert window.disposition_bar.likely == "left_voicemail"
@@ -212,7 +217,7 @@ def test_reorder_waits_until_the_agent_leaves_the_list_alone(qtbot: QtBot) -> No
 def test_offline_banner_and_pending_count_show_and_clear(qtbot: QtBot) -> None:
     window = _window(qtbot)
     window.set_sync_state(
-        SyncView(Connectivity.OFFLINE, pending=3, last_error="connection refused")
+        SyncStatus(Connectivity.OFFLINE, pending=3, last_error="connection refused")
     )
     assert window.banner.isVisible()
     assert "Offline" in window.banner.label.text()
@@ -220,12 +225,12 @@ def test_offline_banner_and_pending_count_show_and_clear(qtbot: QtBot) -> None:
     assert window.sync_status.pending.isVisible()
     assert "3 changes waiting" in window.sync_status.pending.text()
     assert "Offline" in window.sync_status.connectivity.text()
-    window.set_sync_state(SyncView(Connectivity.ONLINE, pending=0, last_sync=NOW))
+    window.set_sync_state(SyncStatus(Connectivity.ONLINE, pending=0, last_sync=NOW, live=True))
     assert not window.banner.isVisible()
     assert not window.sync_status.pending.isVisible()
     assert "Online" in window.sync_status.connectivity.text()
     assert "synced" in window.sync_status.last_sync.text()
-    window.set_sync_state(SyncView(Connectivity.SIGN_IN_EXPIRED, pending=1))
+    window.set_sync_state(SyncStatus(Connectivity.SIGN_IN_EXPIRED, pending=1))
     assert window.banner.isVisible() and window.banner.sign_in.isVisible()
 
 
@@ -238,7 +243,7 @@ def test_pause_shows_reason_and_timer(qtbot: QtBot) -> None:
     window._tick()
     assert "Paused: Break" in window.presence.label.text()
     assert "02:05" in window.presence.label.text()
-    assert window.backend.presence_log[-1].reason == "Break"  # type: ignore[attr-defined]
+    assert window.backend.presence_log[-1] == (PresenceState.PAUSED, "break")  # type: ignore[attr-defined]
     qtbot.keyClick(window.table, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)
     assert window.presence.presence.state is PresenceState.AVAILABLE
 
@@ -267,9 +272,3 @@ def test_layout_persists(qtbot: QtBot, settings: QSettings) -> None:
     window.close()
     again = _window(qtbot, settings=settings)
     assert again.table.columnWidth(2) == 333
-
-
-def test_screenshot_command_writes_a_png(tmp_path: Path, qtbot: QtBot) -> None:
-    target = tmp_path / "queue.png"
-    assert main(["--demo", "--leads", "60", "--screenshot", str(target)]) == 0
-    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
