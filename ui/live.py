@@ -94,6 +94,8 @@ class LiveSession:
     # Notices arrive inside the engine's tasks: anything modal waits for the Qt loop.
 
     def _notice(self, notice: Notice) -> None:
+        if notice.kind is NoticeKind.LEAD_REMOVED and self.window.first_load:
+            return  # history replayed by the first download, not news
         self.window.show_notice(_notice_text(notice))
         if notice.kind is NoticeKind.CONFLICT:
             QTimer.singleShot(0, self.ask_conflicts)

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -148,7 +149,7 @@ async def run_workstation(args: argparse.Namespace) -> int:
             folder = Path(tempfile.mkdtemp(prefix="bdc-demo-"))
             print(f"Starting the demo lead API with {args.leads} seeded leads …", flush=True)
             began = time.monotonic()
-            demo = await asyncio.to_thread(start_demo_server, folder / "server", leads=args.leads)
+            demo = await _in_thread(lambda: start_demo_server(folder / "server", leads=args.leads))
             cleanup.append(demo.stop)
             print(
                 f"Demo lead API at {demo.base_url} ready in {time.monotonic() - began:.1f} s; "
@@ -203,19 +204,16 @@ async def run_workstation(args: argparse.Namespace) -> int:
         )
         window = session.window
         window.settings_requested.connect(lambda: _open_settings(window, loaded))
+        simulator = None
         if args.demo:
             simulator = LeadSimulator(demo.base_url, demo.api_key, webhook_token=demo.webhook_token)
             cleanup.append(simulator.aclose)
-            if screenshot is not None:
-                # A new hot lead and a customer's text, so the picture shows both.
-                for _ in range(2):
-                    await simulator.step()
-            else:
+            if screenshot is None:
                 stop = asyncio.Event()
                 task = asyncio.ensure_future(simulator.run(stop))
                 cleanup.append(lambda: _stop_task(stop, task))
         if screenshot is not None:
-            return await _screenshot(window, workstation, screenshot)
+            return await _screenshot(window, workstation, screenshot, simulator)
         window.show()
         if args.link:
             window.search.setText("".join(ch for ch in args.link if ch.isdigit())[-10:])
@@ -236,6 +234,32 @@ async def run_workstation(args: argparse.Namespace) -> int:
                 result = step()
                 if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
                     await result
+
+
+async def _in_thread(work: Any) -> Any:
+    """`work()` in a plain daemon thread (not qasync's executor, whose QThreads outlive a test
+    loop); the result comes back on the loop."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def run() -> None:
+        try:
+            value = work()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, value, None)
+
+    threading.Thread(target=run, daemon=True, name="bdc-demo-start").start()
+    return await future
 
 
 async def _stop_task(stop: asyncio.Event, task: asyncio.Future[Any]) -> None:
@@ -273,8 +297,9 @@ async def _closed(window: Any) -> None:
     await done
 
 
-async def _screenshot(window: Any, workstation: Any, path: Path) -> int:
-    """Render once the queue has loaded (and the newest leads arrived), then write the PNG."""
+async def _screenshot(window: Any, workstation: Any, path: Path, simulator: Any = None) -> int:
+    """Render once the queue has loaded (and, in the demo, a new hot lead and a customer's
+    text arrived through the simulator), then write the PNG."""
     window.resize(1500, 880)
     window.show()
     deadline = time.monotonic() + 60
@@ -286,7 +311,13 @@ async def _screenshot(window: Any, workstation: Any, path: Path) -> int:
     else:
         print("the queue did not load within 60 s", file=sys.stderr)
         return 1
-    await asyncio.sleep(1.5)  # a tick of the countdowns; the flash of the newest lead
+    if simulator is not None:
+        arrived = [event.lead_id for event in [await simulator.step() for _ in range(2)]]
+        wanted = {lead_id for lead_id in arrived if lead_id}
+        until = time.monotonic() + 10
+        while time.monotonic() < until and not wanted <= set(window.model.lead_ids()):
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(1.2)  # a tick of the countdowns
     window.refresh(force=True)
     window.select_first()
     await asyncio.sleep(0.3)

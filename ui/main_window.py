@@ -171,6 +171,7 @@ class MainWindow(QMainWindow):
         self._last_call_events: tuple[CallEvent, ...] = ()
         self._undo_leads: dict[str, str] = {}
         self._logging = False  # a disposition is on its way: the keys wait
+        self.undo_window = timedelta(seconds=UNDO_SECONDS)  # the core holds it back this long
         self.setWindowTitle(title)
 
         # -- queue
@@ -746,7 +747,7 @@ class MainWindow(QMainWindow):
                 scheduled_for=scheduled,
                 note=self.notes.toPlainText().strip(),
                 call=call,
-                undo_window=timedelta(seconds=UNDO_SECONDS),
+                undo_window=self.undo_window,
                 channel=channel,
             )
         except DomainError as exc:
@@ -852,10 +853,19 @@ class MainWindow(QMainWindow):
         else:
             self.set_presence(Presence(PresenceState.PAUSED, self._clock(), "Break"))
 
+    @property
+    def first_load(self) -> bool:
+        """The queue's first download is under way (nothing it brings is "new")."""
+        view = self.sync_view
+        return view is not None and view.last_sync is None
+
     def set_sync_state(self, status: SyncStatus | None) -> None:
         """Where app.sync's status lands (a listener on the asyncio loop = the Qt thread).
         None: the in-process preview, no lead API."""
+        was_loading = self.sync_view is not None and self.sync_view.last_sync is None
         self.sync_view = status
+        if was_loading and status is not None and status.last_sync is not None:
+            self._reload_quietly()
         self.sync_status.show_state(status)
         self.banner.show_state(status)
         loading = status is not None and (
@@ -892,13 +902,27 @@ class MainWindow(QMainWindow):
 
     def _show_notices(self) -> None:
         lines = ([self._standing_notice] if self._standing_notice else []) + [
-            f"ⓘ {n}" for n in self._notices
+            f"<b>›</b> {n}" for n in self._notices
         ]
         self.notice.setText("<br>".join(lines))
         self.notice.setVisible(bool(lines))
 
+    def _reload_quietly(self) -> None:
+        """Show the queue as it is, without flashing or announcing anything as new."""
+        current = self.current_item()
+        self.model.set_items(self._visible_items())
+        self._update_counts()
+        if current is not None:
+            self._select_lead(current.lead_id)
+        elif self.model.rowCount():
+            self.select_first()
+
     def queue_changed(self, lead_ids: tuple[str, ...]) -> None:
-        """The core re-derived these leads (sync or an action): re-rank, refresh the open lead."""
+        """The core re-derived these leads (sync or an action): re-rank, refresh the open lead.
+        During the first download the rows appear without the "new lead" flash."""
+        if self.first_load:
+            self._reload_quietly()
+            return
         self.refresh()
         current = self.current_item()
         if current is not None and current.lead_id in lead_ids and self._call_lead is None:

@@ -15,7 +15,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import String, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.domain.activities import Activity, in_order
@@ -212,6 +212,28 @@ def stored_lead_of(row: LeadRow) -> StoredLead:
     )
 
 
+def _opt_out_times(session: Session) -> dict[str, datetime]:
+    """Opted-out addresses (phones and e-mails) with the time of the block."""
+    rows = session.execute(
+        select(ContactBlockRow.address, ContactBlockRow.at).where(
+            ContactBlockRow.kind == BlockKind.OPT_OUT.value
+        )
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+def with_blocks(lead: Lead, opt_outs: Mapping[str, datetime]) -> Lead:
+    """The lead as compliance must see it: opted out when any of its phones or e-mails is on the
+    store's opt-out list (a STOP from that number, even one that reached another lead), since the
+    block's time. Opt-out always wins; the stored row keeps the server's copy."""
+    if lead.opted_out_at is not None or not opt_outs:
+        return lead
+    addresses = [p.e164 for p in lead.phones if p.e164]
+    addresses += [e.address.lower() for e in lead.emails if e.address]
+    times = [opt_outs[a] for a in addresses if a in opt_outs]
+    return replace(lead, opted_out_at=min(times)) if times else lead
+
+
 def _conflict_of(row: ConflictRow) -> Conflict:
     return Conflict(
         id=row.id,
@@ -267,21 +289,27 @@ class Repository:
 
     # Leads and history
 
+    # Leads read here carry the store's opt-out list (see `with_blocks`).
+
     def get_lead(self, lead_id: str) -> Lead | None:
         with self._store.read("reading a lead") as session:
             row = session.get(LeadRow, lead_id)
-            return None if row is None else lead_of(row)
+            return None if row is None else with_blocks(lead_of(row), _opt_out_times(session))
 
     def stored_lead(self, lead_id: str) -> StoredLead | None:
         with self._store.read("reading a lead") as session:
             row = session.get(LeadRow, lead_id)
-            return None if row is None else stored_lead_of(row)
+            if row is None:
+                return None
+            stored = stored_lead_of(row)
+            return replace(stored, lead=with_blocks(stored.lead, _opt_out_times(session)))
 
     def leads_for_agent(self, agent_id: str) -> list[Lead]:
         """The agent's own leads and the unassigned pool (leads taken away are left out)."""
         with self._store.read("reading the queue") as session:
+            opt_outs = _opt_out_times(session)
             rows = session.scalars(self._queue_query(agent_id).order_by(LeadRow.id))
-            return [lead_of(row) for row in rows]
+            return [with_blocks(lead_of(row), opt_outs) for row in rows]
 
     def history(self, lead_id: str) -> list[Activity]:
         """The lead's activities, oldest first."""
@@ -306,7 +334,11 @@ class Repository:
             for row in session.scalars(select(ActivityRow).order_by(ActivityRow.at)):
                 if row.lead_id in wanted:
                     histories[row.lead_id].append(activity_of(row))
-            return [(lead_of(row), in_order(histories.get(row.id, ()))) for row in lead_rows]
+            opt_outs = _opt_out_times(session)
+            return [
+                (with_blocks(lead_of(row), opt_outs), in_order(histories.get(row.id, ())))
+                for row in lead_rows
+            ]
 
     @staticmethod
     def _queue_query(agent_id: str | None) -> Any:
@@ -369,6 +401,32 @@ class Repository:
                     seen.add(address)
                     session.add(ContactBlockRow(address=address, kind=kind.value, at=at))
             _set_freshness(session, _BLOCK_DATASET[kind], fresh_as_of)
+
+    def replace_all_contact_blocks(
+        self, entries: Iterable[tuple[str, BlockKind, datetime]], fresh_as_of: datetime
+    ) -> list[str]:
+        """A full download of both lists (GET /v1/contact-blocks): replaces the local copy and
+        marks both fresh, together. From then on each pull keeps them fresh. Returns the local
+        leads with an address added to or lifted from a list (the queue re-reads them)."""
+        with self._store.write("saving the opt-out and do-not-call lists") as session:
+            before = set(session.execute(select(ContactBlockRow.address, ContactBlockRow.kind)))
+            session.execute(delete(ContactBlockRow))
+            seen: set[tuple[str, str]] = set()
+            for address, kind, at in entries:
+                key = (address, BlockKind(kind).value)
+                if key not in seen:
+                    seen.add(key)
+                    session.add(ContactBlockRow(address=address, kind=key[1], at=at))
+            for dataset in _BLOCK_DATASET.values():
+                _set_freshness(session, dataset, fresh_as_of)
+            changed = {address for address, _ in before.symmetric_difference(seen)}
+            if not changed:
+                return []
+            return [
+                row_id
+                for row_id, data in session.execute(select(LeadRow.id, LeadRow.data))
+                if changed.intersection(_addresses_in(data))
+            ]
 
     # Freshness, cursor, sync state
 
@@ -544,6 +602,11 @@ class Repository:
             _sync_row(session).cursor = new_cursor
             if fresh_as_of is not None:
                 _set_freshness(session, Dataset.LEADS, fresh_as_of)
+                # The change feed carries every block added or lifted: once the lists were
+                # downloaded whole, each pull keeps them fresh.
+                for dataset in _BLOCK_DATASET.values():
+                    if session.get(DatasetRow, dataset) is not None:
+                        _set_freshness(session, dataset, fresh_as_of)
         return applied.result()
 
     def apply_snapshot(
@@ -730,6 +793,27 @@ def _apply_lead_removed(session: Session, data: Mapping[str, Any], applied: _App
     _remove_lead(session, lead_id, _text_or_none(data, "reason") or "removed", applied)
 
 
+def _addresses_in(data: Any) -> set[str]:
+    """The E.164 phones and lower-case e-mails of a stored lead's JSON (not decoded)."""
+    found: set[str] = set()
+    for phone in data.get("phones") or ():
+        if isinstance(phone, Mapping) and isinstance(phone.get("e164"), str):
+            found.add(phone["e164"])
+    for email in data.get("emails") or ():
+        address = email.get("address") if isinstance(email, Mapping) else email
+        if isinstance(address, str):
+            found.add(address.lower())
+    return found
+
+
+def _lead_ids_with_address(session: Session, address: str) -> list[str]:
+    """Local leads with `address` among their phones or e-mails."""
+    rows = session.scalars(
+        select(LeadRow).where(cast(LeadRow.data, String).like(f'%"{address}"%'))
+    ).all()
+    return [row.id for row in rows if address in _addresses_in(row.data)]
+
+
 def _block_applier(kind: BlockKind) -> Any:
     def apply(session: Session, data: Mapping[str, Any], applied: _Applied) -> None:
         address = _text_or_none(data, "address")
@@ -741,13 +825,29 @@ def _block_applier(kind: BlockKind) -> Any:
             # e.g. the customer texted START: the server lifted the opt-out.
             if row is not None:
                 session.delete(row)
+                session.flush()
+                applied.leads.extend(_lead_ids_with_address(session, address))
             return
         if row is None:
             session.add(ContactBlockRow(address=address, kind=kind.value, at=at))
             applied.blocks.append(address)
-        session.flush()
+            session.flush()
+            # The leads with this address read differently now (see with_blocks): refresh them.
+            applied.leads.extend(_lead_ids_with_address(session, address))
 
     return apply
+
+
+_BLOCK_APPLIERS = {kind.value: _block_applier(kind) for kind in BlockKind}
+
+
+def _apply_contact_block(session: Session, data: Mapping[str, Any], applied: _Applied) -> None:
+    kind = _text_or_none(data, "kind")
+    applier = _BLOCK_APPLIERS.get(kind or "")
+    if applier is None:
+        applied.ignored += 1  # a kind of block this version does not know
+        return
+    applier(session, data, applied)
 
 
 def _apply_presence(session: Session, data: Mapping[str, Any], applied: _Applied) -> None:
@@ -769,5 +869,6 @@ _HANDLERS = {
     "lead_removed": _apply_lead_removed,
     "opt_out": _block_applier(BlockKind.OPT_OUT),
     "dnc": _block_applier(BlockKind.DNC),
+    "contact_block": _apply_contact_block,
     "presence": _apply_presence,
 }
