@@ -117,7 +117,11 @@ async def run_workstation(args: argparse.Namespace) -> int:
 
     from app.demo.generator import DEMO_STORE
     from app.rulebook import load_rulebook
-    from app.services.workstation import WorkstationConfig, build_workstation
+    from app.services.workstation import (
+        HEARTBEAT_INTERVAL,
+        WorkstationConfig,
+        build_workstation,
+    )
     from app.settings import load_settings, user_path
     from app.sync.engine import SyncSettings
     from app.sync.signin import SignInError, SignInService
@@ -159,7 +163,12 @@ async def run_workstation(args: argparse.Namespace) -> int:
             signin = SignInService.open(demo.base_url, keyring_backend=DemoKeyring())
             account = await signin.sign_in(demo.username, demo.password)
             remember = True
-            config = WorkstationConfig(demo.base_url, data_dir=folder / "workstation", sync=sync)
+            config = WorkstationConfig(
+                demo.base_url,
+                data_dir=folder / "workstation",
+                sync=sync,
+                heartbeat_interval=HEARTBEAT_INTERVAL,
+            )
             dealership = DEMO_STORE
             dialer: Any = DemoDialer(seed=int(time.time()) % 1000)
             status_text = f"· demo lead API {demo.base_url} · simulated leads and texts"
@@ -178,7 +187,9 @@ async def run_workstation(args: argparse.Namespace) -> int:
             if signed is None:
                 return 1
             signin, account, remember = signed.signin, signed.account, signed.remember
-            config = WorkstationConfig(signin.server_url, ca_bundle=ca, sync=sync)
+            config = WorkstationConfig(
+                signin.server_url, ca_bundle=ca, sync=sync, heartbeat_interval=HEARTBEAT_INTERVAL
+            )
             dealership = None
             dialer = build_dialer(
                 settings, open_url=lambda url: QDesktopServices.openUrl(QUrl(url))

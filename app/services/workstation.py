@@ -36,6 +36,8 @@ from app.sync.signin import Account, SignInService
 
 log = logging.getLogger(__name__)
 
+HEARTBEAT_INTERVAL = 30.0
+
 SESSION_ONLY_MESSAGE = (
     "Session-only mode: this PC has no secure password store, so nothing is kept after you "
     "close the program (your sign-in and the local copy of your leads are in memory only). "
@@ -51,8 +53,9 @@ class WorkstationConfig:
     sync: SyncSettings = field(default_factory=SyncSettings)
     api_timeout: float = 10.0
     blocklist_max_age: timedelta = DEFAULT_BLOCKLIST_MAX_AGE
-    # The server counts an agent offline after 90 s without a heartbeat.
-    heartbeat_interval: float = 30.0
+    # Presence heartbeats (seconds; None: none). The server counts an agent offline — and
+    # routes them nothing — after 90 s without one: the program sets HEARTBEAT_INTERVAL.
+    heartbeat_interval: float | None = None
     transport: httpx.AsyncBaseTransport | None = None  # tests: fault injection at the edge
 
 
@@ -71,7 +74,7 @@ class Workstation:
         actions: ActionService,
         conflicts: ConflictService,
         dealership: Dealership,
-        heartbeat_interval: float = 30.0,
+        heartbeat_interval: float | None = None,
     ) -> None:
         self.account = account
         self.signin = signin
@@ -125,8 +128,15 @@ class Workstation:
             return
         self.queue.load()
         self.engine.start()
-        self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
+        if self._heartbeat_interval:
+            self.start_heartbeats(self._heartbeat_interval)
         self._started = True
+
+    def start_heartbeats(self, interval: float = HEARTBEAT_INTERVAL) -> None:
+        """Tell the server every `interval` seconds that this agent is here (one at once)."""
+        self._heartbeat_interval = interval
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
 
     # Presence: the server shows an agent offline (and routes them nothing) without heartbeats.
 
@@ -148,7 +158,9 @@ class Workstation:
                 except Exception:
                     log.exception("heartbeat failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._beat.wait(), timeout=self._heartbeat_interval)
+                await asyncio.wait_for(
+                    self._beat.wait(), timeout=self._heartbeat_interval or HEARTBEAT_INTERVAL
+                )
 
     async def _stop_heartbeat(self) -> None:
         task, self._heartbeat = self._heartbeat, None

@@ -112,7 +112,8 @@ def test_a_dialer_call_record_is_logged_with_its_disposition(floor: Floor) -> No
 def test_heartbeats_keep_the_agent_on_the_floor(floor: Floor) -> None:
     async def main() -> None:
         workstation, _faults = await floor.open("ana")
-        workstation._heartbeat_interval = 0.3  # type: ignore[attr-defined]
+        assert workstation.heartbeats == 0  # off unless configured (the program sets 30 s)
+        workstation.start_heartbeats(0.3)
         try:
             await wait_for(lambda: workstation.heartbeats >= 1, 5)  # one at start
             with floor.live.sessions() as session:
