@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +15,7 @@ from server import hub, idempotency, scheduler
 from server.auth import PUBLIC, rule
 from server.db import Base, make_engine, make_sessionmaker, ping
 from server.routes import ROUTERS
+from server.rules import clock_of
 from server.settings import Settings
 
 
@@ -61,9 +63,34 @@ def create_app(settings: Settings | None = None, *, create_tables: bool = False)
         api.include_router(router)
     # Background services and middleware, each started and stopped with the app's lifespan.
     idempotency.install(api)
+    api.add_middleware(ServerTimeMiddleware, app=api)
     hub.install(api)
     scheduler.install(api)
     return api
+
+
+class ServerTimeMiddleware:
+    """`X-Server-Time` on every response: the server's clock (clock_of) to the millisecond, so a
+    workstation can estimate its offset far better than from Date's whole seconds (an opt-out
+    stamped by the server then counts on the PC at once, not up to a second later)."""
+
+    def __init__(self, inner: Any, app: FastAPI) -> None:
+        self._inner = inner
+        self._app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("type") != "http":
+            await self._inner(scope, receive, send)
+            return
+
+        async def stamped(message: Any) -> None:
+            if message.get("type") == "http.response.start":
+                when = clock_of(self._app).isoformat(timespec="milliseconds")
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-server-time", when.encode())]
+            await send(message)
+
+        await self._inner(scope, receive, stamped)
 
 
 def _location(error: dict) -> str:  # type: ignore[type-arg]

@@ -4,7 +4,8 @@ Reading (`read_changes`): changes with seq > cursor for the principal's store, i
 cursor is safe because server.changes.record makes change-writing transactions commit in seq order
 (PostgreSQL advisory lock; SQLite serializes writers), so once seq N is visible every seq below it
 is too. Agents see changes whose owner (agent_id) is them, plus ownerless changes about the pool
-(POOL_ENTITIES: leads, activities, messages) and their own presence; store-wide ownerless changes
+(POOL_ENTITIES: leads, activities, messages), the store-wide ones (STORE_WIDE_ENTITIES: opt-outs
+and do-not-call entries, leads leaving the pool) and their own presence; other ownerless changes
 (alerts, other agents' presence) are for managers. The cursor still moves past rows an agent may not
 see, so a page can be empty with has_more true. 410 (CursorGone) when the cursor is older than what
 retention kept (prune_changes leaves a marker row) or newer than anything written (a rebuilt
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 
 # Ownerless changes agents see: the unassigned pool's leads and their history.
 POOL_ENTITIES = frozenset({"lead", "activity", "message", "lead_removed"})
+# Ownerless changes every staff member of the store gets: opt-outs and do-not-call entries
+# (a customer who opted out must be blocked on every PC), and leads leaving the pool.
+STORE_WIDE_ENTITIES = frozenset({"contact_block", "pool_left"})
 # The row marking how far the log was pruned (store "": nobody's).
 PRUNED = "pruned"
 _HUB_KEY = "change_hub"
@@ -72,6 +76,8 @@ def visible_to(principal: Principal, row: ChangeRow) -> bool:
     if row.agent_id == principal.id:
         return True
     if row.agent_id is None:
+        if row.entity in STORE_WIDE_ENTITIES:
+            return True
         if row.entity == "presence":
             return row.entity_id == principal.id
         return row.entity in POOL_ENTITIES

@@ -177,15 +177,28 @@ class LeadApi:
         return response
 
     def _sample_clock(self, response: httpx.Response, sent_at: datetime, round_trip: float) -> None:
+        if round_trip > self._best_round_trip:
+            return
+        midpoint = sent_at + timedelta(seconds=round_trip / 2)
+        precise = response.headers.get("x-server-time")
+        if precise:
+            # The lead API's own clock to the millisecond: aim at the middle of the round trip.
+            try:
+                server_time = datetime.fromisoformat(precise)
+            except ValueError:
+                server_time = None
+            if server_time is not None and server_time.tzinfo is not None:
+                self.clock_offset = server_time - midpoint
+                self._best_round_trip = round_trip
+                return
         header = response.headers.get("date")
-        if not header or round_trip > self._best_round_trip:
+        if not header:
             return
         try:
             server_time = parsedate_to_datetime(header)
         except (TypeError, ValueError):
             return
         # Date has whole seconds; aim at the middle of its second and of the round trip.
-        midpoint = sent_at + timedelta(seconds=round_trip / 2)
         self.clock_offset = server_time + timedelta(milliseconds=500) - midpoint
         self._best_round_trip = round_trip
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from app.store.db import LocalStore
 from app.store.outbox import OutboxItem, OutboxKind
-from app.store.repository import AppliedChanges
+from app.store.repository import AppliedChanges, BlockKind, ChangeFeedError, Dataset
 from app.sync.api import (
     ApiError,
     ChangesPage,
@@ -143,6 +143,7 @@ class SyncEngine:
         self._stopping = False
         self._pull_lock = asyncio.Lock()
         self._push_lock = asyncio.Lock()
+        self._blocks_unsupported = False  # the server has no GET /v1/contact-blocks
         self.pulls = 0  # completed pulls (for diagnostics and tests)
         self.wakeups = 0  # sleep/wake detections
 
@@ -395,6 +396,13 @@ class SyncEngine:
         if self._state.connectivity is not Connectivity.ONLINE:
             self._publish(connectivity=Connectivity.SYNCING)
         try:
+            if (
+                not self._blocks_unsupported
+                and self._store.repository.freshness(Dataset.OPT_OUTS) is None
+            ):
+                # Never downloaded whole (a new PC, or blocks older than the feed): once, then
+                # the change feed keeps them current.
+                await self.download_contact_blocks()
             while True:
                 page: ChangesPage = await self._api.changes(
                     self._cursor(), self._settings.page_size
@@ -429,6 +437,39 @@ class SyncEngine:
         self._publish(connectivity=Connectivity.ONLINE, last_sync=now, last_error="")
         return applied
 
+    async def download_contact_blocks(self) -> int:
+        """Replace the local opt-out and do-not-call lists with the server's (GET
+        /v1/contact-blocks, every page), marking them fresh. Returns how many entries."""
+        fresh_as_of = self._now()
+        entries: list[tuple[str, BlockKind, datetime]] = []
+        cursor: int | None = 0
+        try:
+            while cursor is not None:
+                page = await self._api.get_json(
+                    "/v1/contact-blocks", {"cursor": cursor, "limit": 5000}
+                )
+                for block in page.get("blocks", []):
+                    kind = block.get("kind")
+                    if kind not in {k.value for k in BlockKind}:
+                        continue  # a kind this version does not know
+                    try:
+                        at = datetime.fromisoformat(block["at"])
+                    except (KeyError, TypeError, ValueError):
+                        raise ChangeFeedError(f"contact block {block!r}: bad 'at'") from None
+                    entries.append((str(block["address"]), BlockKind(kind), at))
+                next_cursor = page.get("next_cursor")
+                cursor = int(next_cursor) if next_cursor is not None else None
+        except Rejected as exc:
+            if exc.status != 404:
+                raise
+            log.warning("the server lists no contact blocks (%s): relying on the feed", exc)
+            self._blocks_unsupported = True
+            return 0
+        touched = self._store.repository.replace_all_contact_blocks(entries, fresh_as_of)
+        if touched:
+            self._applied(AppliedChanges(leads=tuple(touched)))
+        return len(entries)
+
     async def full_resync(self, newest: int) -> None:
         """Rebuild the local copy from the server's lead list, with progress, then resume the
         change feed from `newest` (what the server said was newest when it refused the cursor)."""
@@ -446,6 +487,8 @@ class SyncEngine:
                 cursor = page.get("next_cursor")
                 if not cursor:
                     break
+            if not self._blocks_unsupported:
+                await self.download_contact_blocks()
             result = self._store.repository.apply_snapshot(
                 leads, str(newest), fresh_as_of=self._now()
             )

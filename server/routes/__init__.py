@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from server.routes.activities import router as activities_router
 from server.routes.auth_routes import router as auth_router
+from server.routes.blocks import router as blocks_router
 from server.routes.calls import router as calls_router
 from server.routes.changes import router as changes_router
 from server.routes.floor import router as floor_router
@@ -19,6 +20,7 @@ ROUTERS: list[APIRouter] = [
     leads_router,
     activities_router,
     changes_router,
+    blocks_router,
     messages_router,
     floor_router,
     calls_router,

@@ -33,7 +33,6 @@ from typing import Any
 
 from fastapi import HTTPException
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.domain.activities import (
@@ -54,7 +53,8 @@ from app.domain.scoring import score_lead as domain_score_lead
 from app.domain.timezones import resolve_zones
 from app.rulebook import Rulebook
 from server.auth import Principal, Role
-from server.db import ActivityRow, ChangeRow, ContactBlockRow, JobRow, LeadRow, StoreRow, UserRow
+from server.db import ActivityRow, ChangeRow, JobRow, LeadRow, StoreRow, UserRow
+from server.services.blocks import add_block
 from server.services.common import (
     add_activity,
     dealership_of,
@@ -394,22 +394,7 @@ def _addresses(lead: Lead) -> list[str]:
 
 def _block(session: Session, store_id: str, lead: Lead, kind: str, source: str) -> None:
     for address in _addresses(lead):
-        exists = session.scalar(
-            select(ContactBlockRow.id).where(
-                ContactBlockRow.store_id == store_id,
-                ContactBlockRow.address == address,
-                ContactBlockRow.kind == kind,
-            )
-        )
-        if exists is not None:
-            continue
-        try:
-            with session.begin_nested():  # another request may block the same address at once
-                session.add(
-                    ContactBlockRow(store_id=store_id, address=address, kind=kind, source=source)
-                )
-        except IntegrityError:
-            pass
+        add_block(session, store_id, address, kind, source)
 
 
 def _close_appointment_jobs(session: Session, lead_id: str, now: datetime, why: str) -> None:

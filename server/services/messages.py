@@ -22,7 +22,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import String, cast, delete, or_, select, update
+from sqlalchemy import String, cast, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -65,6 +65,7 @@ from server.db import (
 )
 from server.messaging import GatewayRefused, Gateways, gateways_of
 from server.messaging.twilio import OPTED_OUT_CODE
+from server.services.blocks import add_block, remove_blocks
 from server.services.common import add_activity, dealership_of, history_of, lead_of, save_lead
 from server.settings import Settings
 
@@ -607,20 +608,7 @@ def _mark_refused_by_provider(
 
 
 def _add_block(session: Session, store_id: str, address: str, source: str, now: datetime) -> bool:
-    exists = session.scalar(
-        select(ContactBlockRow.id).where(
-            ContactBlockRow.store_id == store_id,
-            ContactBlockRow.address == address,
-            ContactBlockRow.kind == "opt_out",
-        )
-    )
-    if exists is not None:
-        return False
-    session.add(
-        ContactBlockRow(store_id=store_id, address=address, kind="opt_out", at=now, source=source)
-    )
-    session.flush()
-    return True
+    return add_block(session, store_id, address, "opt_out", source, now)
 
 
 def provider_status(session: Session, provider_id: str, status: str, error_code: str) -> bool:
@@ -893,13 +881,7 @@ def _opt_in(
     now: datetime,
     outcome: InboundOutcome,
 ) -> None:
-    session.execute(
-        delete(ContactBlockRow).where(
-            ContactBlockRow.store_id.in_([s.id for s, _ in by_store]),
-            ContactBlockRow.address == sender,
-            ContactBlockRow.kind == "opt_out",
-        )
-    )
+    remove_blocks(session, [s.id for s, _ in by_store], sender, "opt_out", now)
     rows = [row for _, each in by_store for row in each]
     for row in rows:
         add_activity(

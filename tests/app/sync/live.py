@@ -203,7 +203,7 @@ class Faults:
     lose_reply: int = 0  # the next N writes reach the server, then the reply is lost
     delay_s: float = 0.0  # every reply is held this long
     delay_writes_s: float = 0.0  # replies to writes are held this long (after the server ran)
-    clock_ahead_s: float = 0.0  # the server's Date header runs this far ahead of this PC
+    clock_ahead_s: float = 0.0  # the server's clock headers run this far ahead of this PC
     seen: list[str] = field(default_factory=list)  # "METHOD path" of requests forwarded
     injected: int = 0
 
@@ -257,6 +257,11 @@ class FaultyTransport(httpx.AsyncBaseTransport):
                 seconds=faults.clock_ahead_s
             )
             response.headers["date"] = format_datetime(shifted, usegmt=True)
+        if faults.clock_ahead_s and "x-server-time" in response.headers:
+            precise = datetime.fromisoformat(response.headers["x-server-time"]) + timedelta(
+                seconds=faults.clock_ahead_s
+            )
+            response.headers["x-server-time"] = precise.isoformat(timespec="milliseconds")
         if write and faults.delay_writes_s:
             # A reply slower than the client's read timeout times out, as on a real socket.
             read_timeout = (request.extensions.get("timeout") or {}).get("read")
