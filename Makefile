@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck contracts unit screenshot package clean
+.PHONY: demo test lint typecheck contracts unit screenshot screenshots package clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ unit: $(STAMP)
 	if [ $$status -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$status
 
 screenshot: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/bdc-workstation --demo --screenshot docs/screenshots/queue.png
+
+# Every picture in the README, regenerated from the live demo (in-process lead API, real sync).
+screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/bdc-workstation --demo --screenshot docs/screenshots/queue.png
 
 # The Linux bundles and .deb in dist/ (the Windows installer is built by .github/workflows).
