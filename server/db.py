@@ -134,6 +134,21 @@ class LeadRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class LeadAssignmentRow(Base):
+    """Who held a lead when: one row per holding, `until` None while it lasts (agent_id None:
+    the unassigned pool). Written by common.save_lead whenever the assignee changes; read to
+    accept activities an agent logged while the lead was theirs (e.g. offline, before a
+    reassignment reached them)."""
+
+    __tablename__ = "lead_assignments"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    lead_id: Mapped[str] = mapped_column(ForeignKey("leads.id"), index=True)
+    store_id: Mapped[str] = mapped_column(String(64))
+    agent_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    since: Mapped[datetime]
+    until: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class RawPayloadRow(Base):
     """Every intake payload as received, for audit — kept even when rejected."""
 
