@@ -665,7 +665,7 @@ class _Applied:
             lead = data.get("lead")
             if entity == "lead" and isinstance(lead, Mapping) and isinstance(lead.get("id"), str):
                 lead_ids.add(lead["id"])
-            elif entity == "lead_removed" and isinstance(data.get("lead_id"), str):
+            elif entity in ("lead_removed", "pool_left") and isinstance(data.get("lead_id"), str):
                 lead_ids.add(data["lead_id"])
             elif entity == "activity" and isinstance(data.get("id"), str):
                 activity_ids.add(data["id"])
@@ -786,6 +786,33 @@ def _remove_lead(session: Session, lead_id: str, reason: str, applied: _Applied)
     applied.removed.append((lead_id, row.removed_reason))
 
 
+def _apply_pool_left(session: Session, data: Mapping[str, Any], applied: _Applied) -> None:
+    """Somebody took a pool lead (a claim, or routing). The one who got it, and managers, hold
+    the newer copy already (its "lead" change comes first); every other PC drops it from the
+    pool. Silently, unless the agent did something on it from this PC (an outbox item, sent or
+    not): then they are told (a notice), and work still waiting is sent all the same."""
+    lead_id = _text_or_none(data, "lead_id")
+    if not lead_id:
+        raise ChangeFeedError("pool_left: lead_id is required")
+    agent_id = _text_or_none(data, "agent_id")
+    version = _int_or_none(data, "version")
+    row = applied.lead_row(session, lead_id)
+    if row is None or row.removed_reason is not None or row.assigned_agent_id == agent_id:
+        return
+    if version is not None and row.version > version:
+        return  # a newer copy (e.g. given back to the pool since) is here already
+    reason = _text_or_none(data, "reason") or "taken from the pool"
+    worked_on = session.scalar(select(OutboxRow.seq).where(OutboxRow.lead_id == lead_id).limit(1))
+    if worked_on is not None:
+        _remove_lead(session, lead_id, reason, applied)  # pending work still lands
+        return
+    row.removed_reason = reason
+    session.flush()
+    if purge_if_settled(session, lead_id):
+        applied.forget_lead(lead_id)
+    applied.leads.append(lead_id)  # the queue re-reads it and finds it gone
+
+
 def _apply_lead_removed(session: Session, data: Mapping[str, Any], applied: _Applied) -> None:
     lead_id = _text_or_none(data, "lead_id")
     if not lead_id:
@@ -867,6 +894,7 @@ _HANDLERS = {
     "lead": _apply_lead,
     "activity": _apply_activity,
     "lead_removed": _apply_lead_removed,
+    "pool_left": _apply_pool_left,
     "opt_out": _block_applier(BlockKind.OPT_OUT),
     "dnc": _block_applier(BlockKind.DNC),
     "contact_block": _apply_contact_block,

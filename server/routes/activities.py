@@ -23,7 +23,8 @@ router = APIRouter(tags=["activities"])
     status_code=201,
     responses={
         200: {"description": "every activity was already recorded with the same content"},
-        404: {"description": "a lead that does not exist or is not yours"},
+        403: {"description": "an agent's activity on a lead that was not theirs at its time"},
+        404: {"description": "a lead that does not exist or is in another store"},
         409: {"description": "an activity id already recorded with other content"},
         422: {"description": "bad input; the message names the field"},
     },

@@ -59,6 +59,7 @@ from server.services.common import (
     add_activity,
     dealership_of,
     get_lead_for,
+    held_at,
     history_of,
     lead_of,
     save_lead,
@@ -222,11 +223,8 @@ def post_activities(
     # global change lock, and locking rows after it could deadlock with another writer.
     leads: dict[str, _LeadWork] = {}
     for lead_id in sorted({item.activity.lead_id for item in items}):
-        try:
-            leads[lead_id] = _LeadWork(get_lead_for(session, principal, lead_id, lock=True))
-        except HTTPException as exc:
-            path = next(i.path for i in items if i.activity.lead_id == lead_id)
-            raise HTTPException(exc.status_code, f"{path}lead_id: {exc.detail}") from None
+        mine = [i for i in items if i.activity.lead_id == lead_id]
+        leads[lead_id] = _LeadWork(_lead_for_posting(session, principal, lead_id, mine))
     results: list[dict[str, Any]] = []
     history_before = {lead_id: history_of(session, lead_id) for lead_id in leads}
     for item in items:
@@ -258,6 +256,32 @@ def post_activities(
                 _apply_effects(session, store, work, history_before[lead_id], rules, now, added)
             )
     return PostOutcome(results, added, summaries)
+
+
+def _lead_for_posting(
+    session: Session, principal: Principal, lead_id: str, items: list[_Item]
+) -> LeadRow:
+    """The locked lead row the items may be recorded on. An agent may post on their own leads and
+    the pool's, and on a lead that was theirs (or in the pool) at each activity's `at`: a lead
+    reassigned while they were offline still gets what they did while it was theirs. Another
+    store's lead, or one that does not exist, is 404; a lead of the store the agent did not
+    hold at that time is 403."""
+    try:
+        return get_lead_for(session, principal, lead_id, lock=True)
+    except HTTPException as exc:
+        refused = exc
+    row = session.get(LeadRow, lead_id)  # locked by get_lead_for's query when it exists
+    if row is None or row.store_id != principal.store_id or principal.role is not Role.AGENT:
+        raise HTTPException(refused.status_code, f"{items[0].path}lead_id: {refused.detail}")
+    for item in items:
+        at = item.activity.at
+        if not held_at(session, lead_id, principal.id, at):
+            raise ActivityProblem(
+                403,
+                f"{item.path}lead_id: lead '{lead_id}' was not assigned to you at "
+                f"{at.isoformat()} (it is another agent's lead now, and was not yours then)",
+            )
+    return row
 
 
 def _apply_effects(

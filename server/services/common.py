@@ -7,10 +7,11 @@ its version and the change feed never disagree.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import HTTPException, status
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.domain.activities import Activity
@@ -19,7 +20,7 @@ from app.domain.dealership import Dealership
 from app.domain.leads import Lead
 from server.auth import Principal, Role
 from server.changes import record
-from server.db import ActivityRow, LeadRow, StoreRow, utcnow
+from server.db import ActivityRow, LeadAssignmentRow, LeadRow, StoreRow, UserRow, utcnow
 
 
 def dealership_of(store: StoreRow) -> Dealership:
@@ -72,12 +73,21 @@ def lead_change_payload(row: LeadRow) -> dict[str, Any]:
     }
 
 
-def save_lead(session: Session, row: LeadRow | None, lead: Lead, **columns: Any) -> LeadRow:
+def save_lead(
+    session: Session,
+    row: LeadRow | None,
+    lead: Lead,
+    *,
+    assigned_at: datetime | None = None,
+    **columns: Any,
+) -> LeadRow:
     """Insert or update a lead row from `lead`, bump its version and record the change.
 
     `columns` sets the derived query columns (score, tier, grade, due_at, first_attempt_at).
     The previous assignee is told too (agent_id on a second change), so a reassigned lead leaves
-    the old agent's queue.
+    the old agent's queue; a lead taken from the pool is announced store-wide ("pool_left"), so
+    it leaves every other agent's pool view. A change of assignee is kept in the lead's holdings
+    (LeadAssignmentRow) from `assigned_at` (default: now; a new lead: since it was received).
     """
     previous_agent = row.assigned_agent_id if row is not None else None
     version = (row.version + 1) if row is not None else 1
@@ -96,6 +106,7 @@ def save_lead(session: Session, row: LeadRow | None, lead: Lead, **columns: Any)
         "updated_at": utcnow(),
         **columns,
     }
+    created = row is None
     if row is None:
         row = LeadRow(id=lead.id, **values)
         session.add(row)
@@ -103,6 +114,10 @@ def save_lead(session: Session, row: LeadRow | None, lead: Lead, **columns: Any)
         for key, value in values.items():
             setattr(row, key, value)
     session.flush()
+    if created:
+        _hold(session, row, assigned_at or lead.received_at)
+    elif previous_agent != row.assigned_agent_id:
+        _hold(session, row, assigned_at or utcnow())
     payload = lead_change_payload(row)
     record(
         session,
@@ -121,7 +136,63 @@ def save_lead(session: Session, row: LeadRow | None, lead: Lead, **columns: Any)
             data={"lead_id": row.id, "reason": "reassigned", "version": row.version},
             agent_id=previous_agent,
         )
+    if not created and previous_agent is None and row.assigned_agent_id is not None:
+        record(
+            session,
+            store_id=row.store_id,
+            entity="pool_left",
+            entity_id=row.id,
+            data={
+                "lead_id": row.id,
+                "agent_id": row.assigned_agent_id,
+                "reason": f"taken from the pool by {_name_of(session, row.assigned_agent_id)}",
+                "version": row.version,
+            },
+            agent_id=None,
+        )
     return row
+
+
+def _name_of(session: Session, user_id: str) -> str:
+    user = session.get(UserRow, user_id)
+    return user_id if user is None else (user.display_name or user.username)
+
+
+def _hold(session: Session, row: LeadRow, since: datetime) -> None:
+    """Close the lead's open holding and open one for its current assignee."""
+    session.execute(
+        update(LeadAssignmentRow)
+        .where(LeadAssignmentRow.lead_id == row.id, LeadAssignmentRow.until.is_(None))
+        .values(until=since)
+    )
+    session.add(
+        LeadAssignmentRow(
+            lead_id=row.id, store_id=row.store_id, agent_id=row.assigned_agent_id, since=since
+        )
+    )
+    session.flush()
+
+
+# A PC's clock and the server's differ a little: an activity this close outside a holding counts.
+HOLDING_GRACE = timedelta(minutes=2)
+
+
+def held_at(session: Session, lead_id: str, agent_id: str, at: datetime) -> bool:
+    """Did `agent_id` hold the lead (or could see it in the pool) at `at`?"""
+    found = session.scalar(
+        select(LeadAssignmentRow.id)
+        .where(
+            LeadAssignmentRow.lead_id == lead_id,
+            or_(LeadAssignmentRow.agent_id == agent_id, LeadAssignmentRow.agent_id.is_(None)),
+            LeadAssignmentRow.since <= at + HOLDING_GRACE,
+            or_(
+                LeadAssignmentRow.until.is_(None),
+                LeadAssignmentRow.until > at - HOLDING_GRACE,
+            ),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def add_activity(session: Session, lead_row: LeadRow, activity: Activity) -> ActivityRow:

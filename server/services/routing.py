@@ -138,7 +138,7 @@ def assign(
     """
     current = lead if lead is not None else lead_of(row)
     before = current.assigned_agent_id
-    save_lead(session, row, replace(current, assigned_agent_id=agent_id))
+    save_lead(session, row, replace(current, assigned_agent_id=agent_id), assigned_at=at)
     who = agent_name(session, agent_id) if agent_id else "the unassigned pool"
     was = agent_name(session, before) if before else "the pool"
     add_activity(

@@ -131,6 +131,67 @@ def call(lead_id: str, *, minutes: float = 0, **fields: Any) -> dict[str, Any]:
 # --- Recording ------------------------------------------------------------------------------------
 
 
+def _reassign(world: World, lead_id: str, agent_id: str | None) -> None:
+    """Mia gives the lead to `agent_id` at NOW (the app's pinned clock)."""
+    headers = {**world.seeded.headers("mia"), "Idempotency-Key": str(uuid.uuid4())}
+    moved = world.seeded.client.post(
+        f"/v1/leads/{lead_id}/assign", json={"agent_id": agent_id}, headers=headers
+    )
+    assert moved.status_code == 200, moved.text
+
+
+def test_an_agent_s_activities_from_while_the_lead_was_theirs_land_after_a_reassignment(
+    world: World,
+) -> None:
+    _reassign(world, world.ana_lead, "user-ben")
+    # Logged offline while it was still Ana's: accepted, with its effects.
+    before = world.post("ana", call(world.ana_lead, minutes=-3))
+    assert before.status_code == 201, before.text
+    assert before.json()["activities"][0]["activity"]["agent_id"] == "user-ana"
+    note = world.post("ana", act(world.ana_lead, "note", minutes=-1, body="left a message"))
+    assert note.status_code == 201, note.text
+    # Ben (the holder now) sees them in the feed.
+    with world.sessions() as session:
+        owners = session.scalars(
+            select(ChangeRow.agent_id).where(
+                ChangeRow.entity == "activity",
+                ChangeRow.entity_id == note.json()["activities"][0]["id"],
+            )
+        ).all()
+    assert owners == ["user-ben"]
+    # After it was taken from her (beyond a small clock allowance): refused, with the reason.
+    late = world.post("ana", act(world.ana_lead, "note", minutes=5))
+    assert late.status_code == 403
+    detail = late.json()["detail"]
+    assert detail.startswith("lead_id: lead") and "was not assigned to you" in detail
+    # All or nothing: one activity from after the reassignment refuses the batch.
+    batch = {
+        "activities": [
+            act(world.ana_lead, "note", minutes=-2),
+            act(world.ana_lead, "note", minutes=8),
+        ]
+    }
+    refused = world.post("ana", batch)
+    assert refused.status_code == 403
+    assert refused.json()["detail"].startswith("activities[1].lead_id")
+    assert world.count(ActivityRow, ActivityRow.kind == "note") == 1
+    # Another store's agent still gets 404, whatever the time.
+    assert world.post("zed", act(world.ana_lead, "note", minutes=-5)).status_code == 404
+
+
+def test_a_lead_given_back_and_forth_counts_each_holding(world: World) -> None:
+    _reassign(world, world.ben_lead, None)  # Ben's lead goes to the pool at NOW
+    world.seeded.client.app.state.clock = lambda: NOW + timedelta(minutes=30)  # type: ignore[attr-defined]
+    _reassign(world, world.ben_lead, "user-ana")  # ... and to Ana at NOW + 30 min
+    world.seeded.client.app.state.clock = lambda: NOW + timedelta(minutes=60)  # type: ignore[attr-defined]
+    _reassign(world, world.ben_lead, "user-ben")  # ... and back to Ben at NOW + 60 min
+    # Ana: in the pool she could see it, then it was hers; before and after, not.
+    assert world.post("ana", act(world.ben_lead, "note", minutes=-8)).status_code == 403
+    assert world.post("ana", act(world.ben_lead, "note", minutes=10)).status_code == 201
+    assert world.post("ana", act(world.ben_lead, "note", minutes=45)).status_code == 201
+    assert world.post("ana", act(world.ben_lead, "note", minutes=70)).status_code == 403
+
+
 def test_one_activity_is_recorded_with_the_agent_as_author(world: World) -> None:
     body = call(world.ana_lead, agent_id="user-ben")  # an agent cannot write as someone else
     response = world.post("ana", body)
@@ -235,11 +296,13 @@ def test_same_id_same_content_is_unchanged_other_content_conflicts(world: World)
 
 
 def test_who_may_write_where(world: World) -> None:
-    # Agents: their own leads and the pool; not a colleague's, not another store's (404 both).
+    # Agents: their own leads and the pool; not a colleague's (403: never theirs), not another
+    # store's (404: no probing across stores).
     assert world.post("ana", act(world.pool_lead, "note")).status_code == 201
     refused = world.post("ana", act(world.ben_lead, "note"))
-    assert refused.status_code == 404
+    assert refused.status_code == 403
     assert refused.json()["detail"].startswith("lead_id: lead")
+    assert "was not assigned to you" in refused.json()["detail"]
     assert world.post("ana", act(world.other_store_lead, "note")).status_code == 404
     assert world.post("rita", act(world.ana_lead, "note")).status_code == 404
     # Managers: the whole store, writing as themselves or as one of their agents.

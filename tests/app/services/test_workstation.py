@@ -250,12 +250,6 @@ def test_a_lead_reassigned_while_offline_leaves_the_queue_with_a_notice(floor: F
     asyncio.run(main())
 
 
-@pytest.mark.xfail(
-    reason="server gap: POST /v1/activities answers 404 to an agent for a lead no longer "
-    "assigned to them (server/services/common.get_lead_for), so notes logged offline on a "
-    "lead reassigned meanwhile cannot land",
-    strict=True,
-)
 def test_activities_logged_offline_on_a_reassigned_lead_still_land(floor: Floor) -> None:
     async def main() -> None:
         ana, faults = await floor.open("ana")
