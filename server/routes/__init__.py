@@ -12,7 +12,9 @@ from server.routes.changes import router as changes_router
 from server.routes.floor import router as floor_router
 from server.routes.intake import router as intake_router
 from server.routes.leads import router as leads_router
+from server.routes.manager import router as manager_router
 from server.routes.messages import router as messages_router
+from server.routes.rules_routes import router as rules_router
 
 ROUTERS: list[APIRouter] = [
     auth_router,
@@ -23,5 +25,7 @@ ROUTERS: list[APIRouter] = [
     blocks_router,
     messages_router,
     floor_router,
+    rules_router,
     calls_router,
+    manager_router,
 ]

@@ -150,6 +150,9 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/v1/leads/{lead_id}/claim"): Sample(json=None),
     ("POST", "/v1/calls"): Sample(json={"id": str(uuid.uuid4()), "lead_id": "no-such-lead"}),
     ("POST", "/v1/calls/{call_id}/hangup"): Sample(json=None),
+    ("POST", "/v1/review/scorecards"): Sample(
+        json={"call_id": "no-such-call", "scores": {"greeting": 5}}
+    ),
 }
 DEFAULT_SAMPLE = Sample(json={})
 
