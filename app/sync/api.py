@@ -305,6 +305,37 @@ class LeadApi:
         reply = await self.send("POST", f"/v1/leads/{lead_id}/claim", None, idempotency_key=None)
         return dict(reply.body or {})
 
+    # The manager view (managers and admins only; agents get Rejected(403))
+
+    async def floor(self) -> dict[str, Any]:
+        """Every agent of the store: presence, today's counts, deadline compliance."""
+        return dict(await self.get_json("/v1/floor"))
+
+    async def queue_health(self) -> dict[str, Any]:
+        """Every unworked lead of the store with its deadline."""
+        return dict(await self.get_json("/v1/queue-health"))
+
+    async def metrics(self, period: str = "today", group_by: str | None = None) -> dict[str, Any]:
+        params = {"period": period, **({"group_by": group_by} if group_by else {})}
+        return dict(await self.get_json("/v1/metrics", params))
+
+    async def review_calls(self, period: str = "today", agent_id: str | None = None) -> Any:
+        params = {"period": period, **({"agent_id": agent_id} if agent_id else {})}
+        return await self.get_json("/v1/review/calls", params)
+
+    async def save_scorecard(self, body: dict[str, Any]) -> dict[str, Any]:
+        reply = await self.send(
+            "POST", "/v1/review/scorecards", body, idempotency_key=str(body.get("id") or "")
+        )
+        return dict(reply.body or {})
+
+    async def assign(self, lead_id: str, agent_id: str | None) -> dict[str, Any]:
+        """Give the lead to an agent of the store (None: the pool)."""
+        reply = await self.send(
+            "POST", f"/v1/leads/{lead_id}/assign", {"agent_id": agent_id}, idempotency_key=None
+        )
+        return dict(reply.body or {})
+
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         response = await self._request("GET", path, params=params)
         self._raise_for(response)
