@@ -287,6 +287,8 @@ class CallRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     duration_s: Mapped[int | None] = mapped_column(Integer, default=None)
     recording: Mapped[str | None] = mapped_column(String(500), default=None)
+    # Who picked up, when the provider detects it (Twilio AMD: human, machine_start, fax ...).
+    answered_by: Mapped[str] = mapped_column(String(30), default="", server_default="")
 
 
 def make_engine(url: str) -> Engine:

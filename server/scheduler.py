@@ -17,6 +17,8 @@ same job a no-op). Kinds and their `data`:
 - appointment_reminder_text  {"appointment_at": iso} — the reminder_2h_text template, if compliant
 - no_show_check              {"appointment_at": iso} — marks a no-show unless kept/cancelled/moved
 - send_message               {"message_id", "purpose", "agent_id", "automatic"} — delivery
+- call_watch                 {"call_id"} — ends a server-bridged call whose provider went quiet
+                             (server/calls/service.py: watch_job)
 """
 
 from __future__ import annotations
@@ -468,6 +470,12 @@ def _send_message(ctx: MessagingContext, job: ClaimedJob, now: datetime) -> str:
     return deliver(ctx, job, now)
 
 
+def _call_watch(ctx: MessagingContext, job: ClaimedJob, now: datetime) -> str:
+    from server.calls.service import watch_job
+
+    return watch_job(ctx, job, now)
+
+
 HANDLERS: dict[str, Handler] = {
     "ack_email": _in_transaction(_ack_email),
     "escalate": _in_transaction(_escalate),
@@ -475,6 +483,7 @@ HANDLERS: dict[str, Handler] = {
     "appointment_reminder_text": _in_transaction(_reminder_text),
     "no_show_check": _in_transaction(_no_show),
     "send_message": _send_message,
+    "call_watch": _call_watch,
 }
 
 

@@ -68,8 +68,16 @@ class Settings:
     idempotency_retention: timedelta = timedelta(days=2)
     idempotency_in_flight_timeout: timedelta = timedelta(minutes=2)
     # Server-side call control (server/calls): "none", "twilio" (REST Calls API, the twilio_*
-    # settings above; the store's phone is the caller id) or "ami" (Asterisk Manager Interface).
+    # settings above; the store's phone is the caller id), "ami" (Asterisk Manager Interface)
+    # or "demo" (a simulated bridge with realistic odds, for `make demo`).
     call_provider: str = "none"
+    # A call the provider stops reporting on is ended by the scheduler: still not answered this
+    # long after dialing (or after it started ringing) -> "failed"; answered for longer than
+    # call_max_duration -> "lost". The agent's presence goes to wrap-up.
+    call_setup_timeout: timedelta = timedelta(minutes=2)
+    call_max_duration: timedelta = timedelta(hours=4)
+    demo_call_seed: int = 7
+    demo_call_speed: float = 1.0  # > 1 compresses the demo provider's rings and talk
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
     ami_username: str = ""

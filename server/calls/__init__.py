@@ -5,7 +5,13 @@ end, one CALL activity on the change feed.
 Every provider answers `start(call) -> provider call id` (raising ProviderRefused or
 ProviderUnavailable) and `hang_up(provider_call_id)`; it reports progress by calling the sink it
 was built with (`apply_event`, server/calls/service.py) with ProviderEvents — the Twilio adapter
-from its status-callback webhook, the AMI adapter from its event stream.
+from its status-callback webhook, the AMI adapter from its event stream, the demo provider from
+its simulation threads.
+
+A call the provider stops reporting on never stays open: open_call schedules a "call_watch" job
+(server/scheduler.py) that ends a call still unanswered after Settings.call_setup_timeout as
+"failed", and one still "answered" after Settings.call_max_duration as "lost"; the AMI adapter
+ends its calls as "lost" at once when its manager connection drops.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ UNREACHABLE = "unreachable"
 FAILED = "failed"
 AGENT_UNREACHABLE = "agent_unreachable"  # the agent's own phone did not answer
 COMPLETED = "completed"  # answered and ended; who hung up is not known
+LOST = "lost"  # the provider stopped reporting (connection dropped, events never came)
 
 RINGING = "ringing"
 ANSWERED = "answered"
@@ -62,6 +69,14 @@ class ProviderEvent:
     detail: str = ""  # the provider's own words (status, SIP or Q.850 code)
     duration_s: int | None = None  # the provider's talk time, when it reports one
     recording: str | None = None
+    # Who answered, when the provider detects it (Twilio AMD: human, machine_start,
+    # machine_end_beep, fax, unknown ...). A machine's answer ends the call as voicemail.
+    answered_by: str = ""
+
+
+def machine_answered(answered_by: str) -> bool:
+    """An answering machine or fax picked up (Twilio's AnsweredBy values)."""
+    return answered_by.startswith("machine_") or answered_by == "fax"
 
 
 EventSink = Callable[[ProviderEvent], None]

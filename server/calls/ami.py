@@ -11,7 +11,8 @@ every channel of the call carries Linkedid `<call id>-a`. Events read:
 - Hangup: the first channel to hang up after an answer tells who ended it; before an answer its
   Q.850 Cause (17 busy, 19 no answer, 1 unallocated, 21 rejected …) is the outcome.
 Hang-up: `Hangup` action on the agent's channel. The connection is opened at the first call and
-re-opened (with a new Login) when it dropped.
+re-opened (with a new Login) when it dropped; the calls it was following end at once as "lost"
+(their events are gone with the connection).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,6 +35,7 @@ from server.calls import (
     ENDED,
     FAILED,
     INVALID_NUMBER,
+    LOST,
     NO_ANSWER,
     RINGING,
     UNREACHABLE,
@@ -93,6 +95,7 @@ class _Track:
     agent_uid: str
     answered: bool = False
     ended: bool = False
+    queued: bool = False  # the PBX accepted the Originate (before that, start() reports failures)
 
 
 class AmiCallProvider:
@@ -109,8 +112,10 @@ class AmiCallProvider:
         context: str = "from-internal",
         agent_channel: str = "PJSIP/{phone}",
         timeout_s: float = 5.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.host, self.port = host, port
+        self._clock = clock
         self.username, self.secret = username, secret
         self.sink = sink
         self.context = context
@@ -163,6 +168,14 @@ class AmiCallProvider:
         for event, box in list(self._waiting.values()):
             box.append({"Response": "Error", "Message": "connection closed"})
             event.set()
+        # Calls followed over this connection can no longer be followed: their end would never
+        # be reported, so they end now as "lost" (the PBX may still carry them for a while).
+        lost, self._calls = list(self._calls.values()), {}
+        for track in lost:
+            if track.queued and not track.ended:
+                self._emit(
+                    track, ENDED, LOST, "PBX manager connection lost; the call's end was not seen"
+                )
 
     def close(self) -> None:
         with self._lock:
@@ -227,6 +240,9 @@ class AmiCallProvider:
         if answer.get("Response") != "Success":
             self._calls.pop(agent_uid, None)
             raise ProviderRefused(f"PBX refused the call: {answer.get('Message', 'no reason')}")
+        track = self._calls.get(agent_uid)
+        if track is not None:
+            track.queued = True
         return agent_uid
 
     def hang_up(self, provider_call_id: str) -> None:
@@ -291,9 +307,7 @@ class AmiCallProvider:
         if state == ENDED:
             track.ended = True
             self._calls.pop(track.agent_uid, None)
-        event = ProviderEvent(
-            track.call_id, track.agent_uid, state, datetime.now(UTC), cause, detail
-        )
+        event = ProviderEvent(track.call_id, track.agent_uid, state, self._clock(), cause, detail)
         try:
             self.sink(event)
         except Exception:  # the reader thread must survive a failing sink

@@ -3,10 +3,11 @@ and the CALL activity written when a call ends — all through the change feed."
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import replace
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,10 +27,14 @@ from server.calls import (
     CUSTOMER_HANGUP,
     DIALING,
     ENDED,
+    FAILED,
+    LOST,
     RINGING,
     STATE_ORDER,
+    VOICEMAIL,
     CallProvider,
     ProviderEvent,
+    machine_answered,
 )
 from server.changes import record
 from server.db import CallRow, ContactBlockRow, LeadRow, PresenceRow, StoreRow, UserRow, transaction
@@ -38,9 +43,17 @@ from server.services.activities import post_activities
 from server.services.common import history_of, lead_of
 from server.settings import Settings
 
+if TYPE_CHECKING:
+    from server.scheduler import ClaimedJob
+    from server.services.messages import MessagingContext
+
+log = logging.getLogger("bdc.calls")
+WATCH_JOB = "call_watch"
+
 _LABELS = {
     AGENT_HANGUP: "ended (agent hung up)",
     CUSTOMER_HANGUP: "ended (customer hung up)",
+    LOST: "call lost (its end was never reported)",
 }
 
 
@@ -64,6 +77,7 @@ def call_to_dict(row: CallRow) -> dict[str, Any]:
         "ended_at": iso(row.ended_at),
         "duration_s": row.duration_s,
         "recording": row.recording,
+        "answered_by": row.answered_by or None,
     }
 
 
@@ -129,8 +143,10 @@ def open_call(
     customer_phone: str,
     now: datetime,
     timeout: Any,
+    watch_after: timedelta | None = None,
 ) -> CallRow:
-    """The call's row (state dialing), its change, and the agent on call with the lead."""
+    """The call's row (state dialing), its change, the agent on call with the lead, and the
+    watch job that ends the call if the provider never reports its end (`watch_after`)."""
     session.get(PresenceRow, principal.id, with_for_update=True)  # lock before any change
     row = CallRow(
         id=call_id,
@@ -147,7 +163,23 @@ def open_call(
     session.flush()
     _record_call(session, row)
     presence.set_state(session, principal, "on_call", lead_id=lead_row.id, now=now, timeout=timeout)
+    if watch_after is not None:
+        _watch(session, row, DIALING, now + watch_after)
     return row
+
+
+def _watch(session: Session, row: CallRow, stage: str, due_at: datetime) -> None:
+    from server.scheduler import enqueue
+
+    enqueue(
+        session,
+        kind=WATCH_JOB,
+        store_id=row.store_id,
+        lead_id=row.lead_id,
+        due_at=due_at,
+        dedupe_key=f"{WATCH_JOB}:{row.id}:{stage}",
+        data={"call_id": row.id},
+    )
 
 
 def _principal(session: Session, user_id: str, store_id: str) -> Principal:
@@ -162,57 +194,125 @@ def apply_event(
     """Apply one provider event; repeats and out-of-order events change nothing. Returns the
     call row, or None when the event is for no call of ours."""
     with transaction(sessions) as session:
-        query = select(CallRow)
-        if event.call_id:
-            query = query.where(CallRow.id == event.call_id)
-        elif event.provider_call_id:
-            query = query.where(CallRow.provider_call_id == event.provider_call_id)
-        else:
-            return None
-        found = session.scalar(query)
-        if found is None:
-            return None
-        # Locks in a fixed order before any change is recorded: lead, call, presence.
-        session.scalar(select(LeadRow).where(LeadRow.id == found.lead_id).with_for_update())
-        row = session.scalar(select(CallRow).where(CallRow.id == found.id).with_for_update())
-        assert row is not None
-        session.get(PresenceRow, row.agent_id, with_for_update=True)
-        if STATE_ORDER.get(event.state, -1) <= STATE_ORDER[row.state]:
-            return row
-        if row.provider_call_id is None and event.provider_call_id:
-            row.provider_call_id = event.provider_call_id
-        at = max(event.at, row.created_at)
-        if event.state == RINGING:
-            row.ringing_at = at
-        elif event.state == ANSWERED:
-            row.ringing_at = row.ringing_at or at
-            row.answered_at = at
-        row.state = event.state
-        principal = _principal(session, row.agent_id, row.store_id)
-        if event.state == ENDED:
-            row.ended_at = at
-            row.cause = event.cause
-            if event.cause == COMPLETED and row.answered_at is None:
-                row.cause = CANCELLED  # hung up before anybody answered
-            row.detail = event.detail
-            row.recording = event.recording
-            if row.answered_at is not None:
-                talk = round((at - row.answered_at).total_seconds())
-                row.duration_s = event.duration_s if event.duration_s is not None else talk
-            else:
-                row.duration_s = 0
-            # Written as the store's system (the lead may have been reassigned meanwhile); the
-            # activity keeps the agent who made the call.
-            system = Principal("system:calls", Role.ADMIN, row.store_id, "call control")
-            post_activities(session, system, _activity(row), rules=rules, now=at)
-        session.flush()
-        _record_call(session, row)
-        state = presence.effective(
-            session.get(PresenceRow, row.agent_id), at, settings.heartbeat_timeout
-        )
-        if event.state == ENDED and state.state == "on_call" and state.lead_id == row.lead_id:
-            presence.set_state(session, principal, "wrap_up", now=at)
+        return apply_in(session, rules, settings, event)
+
+
+def apply_in(
+    session: Session, rules: Rulebook, settings: Settings, event: ProviderEvent
+) -> CallRow | None:
+    """apply_event in the caller's transaction."""
+    query = select(CallRow)
+    if event.call_id:
+        query = query.where(CallRow.id == event.call_id)
+    elif event.provider_call_id:
+        query = query.where(CallRow.provider_call_id == event.provider_call_id)
+    else:
+        return None
+    found = session.scalar(query)
+    if found is None:
+        return None
+    # Locks in a fixed order before any change is recorded: lead, call, presence.
+    session.scalar(select(LeadRow).where(LeadRow.id == found.lead_id).with_for_update())
+    row = session.scalar(select(CallRow).where(CallRow.id == found.id).with_for_update())
+    assert row is not None
+    session.get(PresenceRow, row.agent_id, with_for_update=True)
+    noted = False
+    if event.answered_by and row.state != ENDED and row.answered_by != event.answered_by:
+        row.answered_by = event.answered_by[:30]  # detection may come after the answer
+        noted = True
+    if STATE_ORDER.get(event.state, -1) <= STATE_ORDER[row.state]:
+        if noted:
+            session.flush()
+            _record_call(session, row)
         return row
+    if row.provider_call_id is None and event.provider_call_id:
+        row.provider_call_id = event.provider_call_id
+    at = max(event.at, row.created_at)
+    if event.state == RINGING:
+        row.ringing_at = at
+    elif event.state == ANSWERED:
+        row.ringing_at = row.ringing_at or at
+        row.answered_at = at
+    row.state = event.state
+    principal = _principal(session, row.agent_id, row.store_id)
+    if event.state == ENDED:
+        row.ended_at = at
+        row.cause = event.cause
+        if event.cause == COMPLETED and row.answered_at is None:
+            row.cause = CANCELLED  # hung up before anybody answered
+        hung_up = row.cause in (COMPLETED, AGENT_HANGUP, CUSTOMER_HANGUP)
+        if hung_up and row.answered_at is not None and machine_answered(row.answered_by):
+            row.cause = VOICEMAIL  # a machine answered: whoever hung up, it was voicemail
+        row.detail = event.detail
+        if row.cause == VOICEMAIL and row.answered_by and row.answered_by not in row.detail:
+            row.detail = f"{row.detail}; answered by {row.answered_by}".lstrip("; ")
+        row.recording = event.recording
+        if row.answered_at is not None:
+            talk = round((at - row.answered_at).total_seconds())
+            row.duration_s = event.duration_s if event.duration_s is not None else talk
+        else:
+            row.duration_s = 0
+        # Written as the store's system (the lead may have been reassigned meanwhile); the
+        # activity keeps the agent who made the call.
+        system = Principal("system:calls", Role.ADMIN, row.store_id, "call control")
+        post_activities(session, system, _activity(row), rules=rules, now=at)
+    session.flush()
+    _record_call(session, row)
+    state = presence.effective(
+        session.get(PresenceRow, row.agent_id), at, settings.heartbeat_timeout
+    )
+    if event.state == ENDED and state.state == "on_call" and state.lead_id == row.lead_id:
+        presence.set_state(session, principal, "wrap_up", now=at)
+    return row
+
+
+# --- The watch job: calls whose provider went quiet --------------------------------------------
+
+
+def watch_job(ctx: MessagingContext, job: ClaimedJob, now: datetime) -> str:
+    """Scheduler handler for "call_watch": end the call if it is stale, else watch its current
+    stage. Exactly once across processes: the job's lease is re-checked under its row lock in
+    the transaction that ends the call and marks the job done."""
+    from server.scheduler import assert_owned, finish
+
+    with transaction(ctx.sessions) as session:
+        if job.lead_id is not None:  # lock order everywhere: lead, job, call, presence
+            session.scalar(select(LeadRow).where(LeadRow.id == job.lead_id).with_for_update())
+        assert_owned(session, job)
+        result = _watch_call(ctx, session, str(job.data.get("call_id", "")), now)
+        finish(session, job, now, result)
+    return result
+
+
+def _watch_call(ctx: MessagingContext, session: Session, call_id: str, now: datetime) -> str:
+    settings = ctx.settings
+    row = session.scalar(select(CallRow).where(CallRow.id == call_id).with_for_update())
+    if row is None:
+        return "skipped: no such call"
+    if row.state == ENDED:
+        return "skipped: the call ended"
+    if row.state == ANSWERED:
+        assert row.answered_at is not None
+        deadline = row.answered_at + settings.call_max_duration
+        limit, cause = settings.call_max_duration, LOST
+        what = "still reported as answered"
+    else:
+        deadline = (row.ringing_at or row.created_at) + settings.call_setup_timeout
+        limit, cause = settings.call_setup_timeout, FAILED
+        what = "not answered and no word from the calling service"
+    if now < deadline:
+        _watch(session, row, row.state, deadline)
+        return f"watching: {row.state} until {deadline.isoformat()}"
+    minutes = round(limit.total_seconds() / 60)
+    detail = f"{what} after {minutes} min ({row.provider}); ended by the server"
+    apply_in(
+        session,
+        ctx.rules,
+        settings,
+        ProviderEvent(row.id, None, ENDED, now, cause, detail),
+    )
+    log.warning("call %s (%s, %s) ended as %s: %s", row.id, row.provider, row.state, cause, detail)
+    return f"ended as {cause}: {detail}"
 
 
 def _activity(row: CallRow) -> dict[str, Any]:
@@ -283,6 +383,7 @@ def build_provider(app: Any) -> CallProvider | None:
         )
     if settings.call_provider == "ami":
         from server.calls.ami import AmiCallProvider
+        from server.rules import clock_of
 
         provider = AmiCallProvider(
             settings.ami_host,
@@ -292,11 +393,24 @@ def build_provider(app: Any) -> CallProvider | None:
             sink_for(app),
             context=settings.ami_context,
             agent_channel=settings.ami_agent_channel,
+            clock=lambda: clock_of(app),
         )
         app.state.on_stop.append(lambda _app: _close(provider))
         return provider
+    if settings.call_provider == "demo":
+        from server.calls.demo import DemoCallProvider
+        from server.rules import clock_of
+
+        demo = DemoCallProvider(
+            sink_for(app),
+            seed=settings.demo_call_seed,
+            speed=settings.demo_call_speed,
+            clock=lambda: clock_of(app),
+        )
+        app.state.on_stop.append(lambda _app: _close(demo))
+        return demo
     raise ValueError(
-        f"call_provider: unknown provider {settings.call_provider!r} (none, twilio, ami)"
+        f"call_provider: unknown provider {settings.call_provider!r} (none, twilio, ami, demo)"
     )
 
 

@@ -5,6 +5,20 @@ POST {base}/2010-04-01/Accounts/{sid}/Calls.json (form, HTTP basic auth) rings t
 to our status callback. Both legs post StatusCallback forms (CallSid, CallStatus, CallDuration,
 ParentCallSid, SipResponseCode) to /v1/webhooks/calls/twilio?call_id=<ours>&leg=agent|customer,
 signed with X-Twilio-Signature. Hanging up: POST .../Calls/{sid}.json with Status=completed.
+
+Answering-machine detection: the customer's <Number> carries machineDetection="Enable" (the REST
+parameter MachineDetection=Enable would test the agent's own phone, which rings first) and an
+amdStatusCallback (leg=amd) that receives AnsweredBy: human, machine_start, machine_end_beep,
+machine_end_silence, machine_end_other, fax or unknown. A machine's answer ends the call as
+"voicemail" (the agent may still leave a message; the talk time is kept).
+
+Who hung up: Twilio's status callbacks do not say; the <Dial action> request does. When the
+bridge ends, Twilio posts the action URL (leg=dial) with DialCallStatus and DialCallDuration for
+the customer's leg and CallStatus for the agent's (parent) call: "completed" when the agent's side
+hung up, "in-progress" when the customer hung up and the agent is still on the line (our empty
+TwiML answer then ends the agent's leg). So the customer leg's own "completed" callback is not the
+end; the agent leg's "completed" is the fallback end ("completed": who hung up not known) should
+the action request be lost.
 """
 
 from __future__ import annotations
@@ -16,11 +30,13 @@ from xml.sax.saxutils import escape, quoteattr
 import httpx
 
 from server.calls import (
+    AGENT_HANGUP,
     AGENT_UNREACHABLE,
     ANSWERED,
     BUSY,
     CANCELLED,
     COMPLETED,
+    CUSTOMER_HANGUP,
     ENDED,
     FAILED,
     INVALID_NUMBER,
@@ -71,10 +87,15 @@ class TwilioCallProvider:
 
     def twiml(self, call: OutboundCall) -> str:
         customer_cb = self._callback(call.id, "customer")
+        action = self._callback(call.id, "dial")
+        amd = self._callback(call.id, "amd")
         return (
             '<Response><Dial answerOnBridge="true" callerId='
-            f"{quoteattr(call.caller_id)}><Number statusCallbackEvent={quoteattr(EVENTS)} "
-            f'statusCallback={quoteattr(customer_cb)} statusCallbackMethod="POST">'
+            f'{quoteattr(call.caller_id)} action={quoteattr(action)} method="POST">'
+            f"<Number statusCallbackEvent={quoteattr(EVENTS)} "
+            f'statusCallback={quoteattr(customer_cb)} statusCallbackMethod="POST" '
+            f'machineDetection="Enable" amdStatusCallback={quoteattr(amd)} '
+            f'amdStatusCallbackMethod="POST">'
             f"{escape(call.customer_phone)}</Number></Dial></Response>"
         )
 
@@ -144,7 +165,7 @@ def parse_status(
     if sip:
         detail = f"{status} (SIP {sip})"
     if leg == "agent":
-        # The agent's leg: only its failure matters (the customer leg reports the rest).
+        # The agent's leg: its failure, or the fallback end (the <Dial action> is the real one).
         if status in ("busy", "no-answer", "failed", "canceled"):
             return ProviderEvent(
                 call_id, None, ENDED, now, AGENT_UNREACHABLE, f"your phone: {detail}"
@@ -152,27 +173,53 @@ def parse_status(
         if status == "completed":
             return ProviderEvent(call_id, None, ENDED, now, COMPLETED, "agent leg completed")
         return None
+    if leg == "amd":
+        answered_by = form.get("AnsweredBy", "").strip().lower()
+        if not answered_by:
+            return None
+        return ProviderEvent(call_id, None, ANSWERED, now, answered_by=answered_by)
+    if leg == "dial":
+        return _dial_ended(form, call_id, now)
     if status == "ringing":
         return ProviderEvent(call_id, sid, RINGING, now)
     if status in ("in-progress", "answered"):
         return ProviderEvent(call_id, sid, ANSWERED, now)
     if status == "completed":
-        duration = form.get("CallDuration", "").strip()
-        return ProviderEvent(
-            call_id,
-            sid,
-            ENDED,
-            now,
-            COMPLETED,
-            "completed",
-            int(duration) if duration.isdigit() else None,
-            form.get("RecordingUrl") or None,
-        )
+        return None  # the <Dial action> request that follows tells who hung up
     if status in _CUSTOMER_END:
-        cause = _CUSTOMER_END[status]
-        if status == "failed" and sip in ("404", "410", "484", "604"):
-            cause = INVALID_NUMBER
-        elif status == "failed" and sip in ("503", "408"):
-            cause = UNREACHABLE
-        return ProviderEvent(call_id, sid, ENDED, now, cause, detail)
+        return ProviderEvent(call_id, sid, ENDED, now, _failure(status, sip), detail)
+    return None
+
+
+def _failure(status: str, sip: str) -> str:
+    cause = _CUSTOMER_END[status]
+    if status == "failed" and sip in ("404", "410", "484", "604"):
+        cause = INVALID_NUMBER
+    elif status == "failed" and sip in ("503", "408"):
+        cause = UNREACHABLE
+    return cause
+
+
+def _dial_ended(form: dict[str, str], call_id: str, now: datetime) -> ProviderEvent | None:
+    """The <Dial action> request: the bridge is over; the parent's CallStatus says who left."""
+    dial_status = form.get("DialCallStatus", "").strip().lower()
+    parent = form.get("CallStatus", "").strip().lower()
+    sid = form.get("DialCallSid", "").strip() or None
+    duration = form.get("DialCallDuration", "").strip()
+    recording = form.get("RecordingUrl") or None
+    if dial_status in ("completed", "answered"):
+        if parent == "completed":
+            cause, detail = AGENT_HANGUP, "completed; the agent's side hung up"
+        elif parent == "in-progress":
+            cause, detail = CUSTOMER_HANGUP, "completed; the customer hung up"
+        else:
+            cause, detail = COMPLETED, "completed"
+        seconds = int(duration) if duration.isdigit() else None
+        return ProviderEvent(call_id, sid, ENDED, now, cause, detail, seconds, recording)
+    if dial_status == "canceled" or (dial_status == "no-answer" and parent == "completed"):
+        return ProviderEvent(call_id, sid, ENDED, now, CANCELLED, f"{dial_status}; agent hung up")
+    if dial_status in _CUSTOMER_END:
+        sip = form.get("SipResponseCode", "").strip()
+        detail = f"{dial_status} (SIP {sip})" if sip else dial_status
+        return ProviderEvent(call_id, sid, ENDED, now, _failure(dial_status, sip), detail)
     return None

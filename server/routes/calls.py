@@ -133,6 +133,7 @@ def start_call(
             customer_phone=decision.address,
             now=now,
             timeout=settings.heartbeat_timeout,
+            watch_after=settings.call_setup_timeout,
         )
         call = OutboundCall(row.id, agent_phone, decision.address, store.phone)
     try:

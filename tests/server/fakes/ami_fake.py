@@ -5,8 +5,13 @@ It greets with the banner, answers Login (checking username and secret), answers
 "Originate successfully queued" and then replays the scenario's events with the Originate's
 ActionID, ChannelId and Exten filled in. A `--- hangup ---` line in a recording waits until a
 Hangup action arrives (or `talk_s` passes) before replaying the rest. Lines `# pause S` wait S
-seconds. The recordings follow Asterisk 18's AMI event format as documented (Asterisk itself is
-not installable here), trimmed to the fields that matter.
+seconds. `drop_connections()` cuts every manager connection (a PBX restart, a network cut).
+
+The recordings are RECONSTRUCTED, not captured: they were written by hand from Asterisk 18's
+documented AMI event format (Asterisk is not installable here), trimmed to the fields that matter.
+docs/telephony.md ("Re-basing the AMI tests on a real capture") says how a PBX administrator
+captures a real session to replace them; a capture drops in as a new .ami file once its ids are
+replaced by the {action_id}, {agent_uid} and {exten} placeholders.
 """
 
 from __future__ import annotations
@@ -84,6 +89,17 @@ class FakeAmi:
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(5)
+
+    def drop_connections(self) -> None:
+        """Close every manager connection, as a PBX restart or a network cut does."""
+        assert self._loop is not None
+
+        async def drop() -> None:
+            for writer in self._writers:
+                writer.close()
+            self._writers.clear()
+
+        asyncio.run_coroutine_threadsafe(drop(), self._loop).result(5)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.append(writer)

@@ -5,9 +5,15 @@ POST /2010-04-01/Accounts/{sid}/Calls.json   form: To, From, Twiml (with <Dial><
 POST /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json   Status=completed hangs the call up
 The agent's leg (the parent call) and the customer's leg (a child call with ParentCallSid) each
 report initiated → ringing → in-progress → completed (or busy / no-answer) to their callback URL,
-form-encoded and signed with X-Twilio-Signature. `scenario` picks what the customer does:
-"answer" (talks until hung up, at most `talk_s`), "busy", "no-answer"; "agent-no-answer" makes the
-agent's own phone ring out.
+form-encoded and signed with X-Twilio-Signature. When the <Dial> ends, the fake requests the Dial's
+`action` URL like Twilio does: DialCallStatus/DialCallDuration/DialCallSid for the customer's leg
+and CallStatus for the agent's call — "completed" when the agent's side hung up (a REST hang-up),
+"in-progress" when the customer hung up — before the agent leg's final "completed". A <Number>
+with machineDetection="Enable" gets its amdStatusCallback posted with AnsweredBy a moment after
+the answer. `scenario` picks what the customer does: "answer" (talks until hung up, at most
+`talk_s`, then the customer hangs up), "voicemail" (a machine answers: AnsweredBy=machine_start),
+"busy", "no-answer"; "agent-no-answer" makes the agent's own phone ring out; "silent" accepts the
+call and never reports anything (a provider whose callbacks are lost).
 """
 
 from __future__ import annotations
@@ -30,7 +36,13 @@ from tests.server.fakes.twilio_fake import sign
 
 _CREATE = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Calls\.json$")
 _UPDATE = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Calls/([^/]+)\.json$")
-_NUMBER = re.compile(r'<Number[^>]*statusCallback="([^"]+)"[^>]*>([^<]+)</Number>')
+_NUMBER = re.compile(r"<Number([^>]*)>([^<]+)</Number>")
+_DIAL = re.compile(r"<Dial([^>]*)>")
+_ATTR = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _attrs(text: str) -> dict[str, str]:
+    return {k: v.replace("&amp;", "&") for k, v in _ATTR.findall(text)}
 
 
 @dataclass
@@ -43,6 +55,7 @@ class FakeTwilioCalls:
     created: list[list[tuple[str, str]]] = field(default_factory=list)
     callbacks: list[tuple[str, dict[str, str], int]] = field(default_factory=list)
     hung_up: list[str] = field(default_factory=list)
+    numbers: list[dict[str, str]] = field(default_factory=list)  # each <Number>'s attributes
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _hangups: dict[str, threading.Event] = field(default_factory=dict)
@@ -123,11 +136,21 @@ class FakeTwilioCalls:
         self._reply(
             handler, 201, {"sid": sid, "status": "queued", "to": to, "from": fields.get("From")}
         )
-        child_cb = number.group(1).replace("&amp;", "&")
+        noun = _attrs(number.group(1))
+        dial = _DIAL.search(twiml)
+        self.numbers.append(noun)
+        urls = {
+            "agent": fields.get("StatusCallback", ""),
+            "customer": noun.get("statusCallback", ""),
+            "amd": noun.get("amdStatusCallback", "")
+            if noun.get("machineDetection") in ("Enable", "DetectMessageEnd")
+            else "",
+            "action": _attrs(dial.group(1)).get("action", "") if dial else "",
+        }
+        if self.scenario == "silent":
+            return
         thread = threading.Thread(
-            target=self._play,
-            args=(sid, fields, fields.get("StatusCallback", ""), child_cb, number.group(2)),
-            daemon=True,
+            target=self._play, args=(sid, fields, urls, number.group(2)), daemon=True
         )
         self._threads.append(thread)
         thread.start()
@@ -158,10 +181,9 @@ class FakeTwilioCalls:
             fields["ParentCallSid"] = parent
         return fields
 
-    def _play(
-        self, sid: str, form: dict[str, str], agent_cb: str, child_cb: str, number: str
-    ) -> None:
+    def _play(self, sid: str, form: dict[str, str], urls: dict[str, str], number: str) -> None:
         agent = form["To"]
+        agent_cb, child_cb = urls["agent"], urls["customer"]
         self._post(agent_cb, self._leg(sid, "initiated", agent))
         self._post(agent_cb, self._leg(sid, "ringing", agent))
         time.sleep(self.ring_s)
@@ -178,11 +200,40 @@ class FakeTwilioCalls:
             self._post(
                 child_cb, self._leg(child, self.scenario, number, sid, CallDuration="0", **extra)
             )
+            self._action(urls, sid, agent, child, self.scenario, "in-progress", "0")
             self._post(agent_cb, self._leg(sid, "completed", agent, CallDuration="1"))
             return
         self._post(child_cb, self._leg(child, "in-progress", number, sid))
         started = time.monotonic()
-        self._hangups[sid].wait(self.talk_s)
+        if urls["amd"]:
+            answered_by = "machine_start" if self.scenario == "voicemail" else "human"
+            self._post(
+                urls["amd"],
+                self._leg(child, "in-progress", number, sid, AnsweredBy=answered_by,
+                          MachineDetectionDuration="2100"),
+            )  # fmt: skip
+        agent_hung_up = self._hangups[sid].wait(self.talk_s)
         talk = str(max(1, round(time.monotonic() - started)))
         self._post(child_cb, self._leg(child, "completed", number, sid, CallDuration=talk))
+        parent = "completed" if agent_hung_up else "in-progress"
+        self._action(urls, sid, agent, child, "completed", parent, talk)
         self._post(agent_cb, self._leg(sid, "completed", agent, CallDuration=talk))
+
+    def _action(
+        self, urls: dict[str, str], sid: str, agent: str, child: str, dial: str, parent: str,
+        talk: str,
+    ) -> None:  # fmt: skip
+        """The <Dial action> request Twilio makes when the dialed leg is over."""
+        if not urls["action"]:
+            return
+        bridged = "true" if dial == "completed" else "false"
+        fields = self._leg(
+            sid,
+            parent,
+            agent,
+            DialCallStatus=dial,
+            DialCallSid=child,
+            DialCallDuration=talk,
+            DialBridged=bridged,
+        )
+        self._post(urls["action"], fields)
