@@ -42,6 +42,7 @@ from app.sync.api import (
     ServerBusy,
     SignInExpired,
 )
+from app.sync.rules import RulesUpdate, refresh_rules
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ class NoticeKind(StrEnum):
     LEAD_REMOVED = "lead_removed"  # a lead left this agent's queue (e.g. reassigned)
     SIGN_IN_EXPIRED = "sign_in_expired"
     RESYNCED = "resynced"  # a full resync finished
+    RULES_UPDATED = "rules_updated"  # the server's rules changed and are cached here
+    RULES_REFUSED = "rules_refused"  # the server's new rules are broken: the previous set stays
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,7 @@ class SyncSettings:
     page_size: int = 500
     use_sse: bool = True
     sse_min_reconnect: float = 0.2
+    rules_interval: float = 300.0  # seconds between checks of the server's rules version
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -144,6 +148,9 @@ class SyncEngine:
         self._pull_lock = asyncio.Lock()
         self._push_lock = asyncio.Lock()
         self._blocks_unsupported = False  # the server has no GET /v1/contact-blocks
+        self._rules_checked: float | None = None  # monotonic time of the last rules check
+        self._rules_refused: str | None = None  # the version last refused (told once)
+        self.rules_update: RulesUpdate | None = None  # the last rules check's result
         self.pulls = 0  # completed pulls (for diagnostics and tests)
         self.wakeups = 0  # sleep/wake detections
 
@@ -435,6 +442,7 @@ class SyncEngine:
         self._store.repository.record_sync_success(now, self._api.clock_offset.total_seconds())
         self.pulls += 1
         self._publish(connectivity=Connectivity.ONLINE, last_sync=now, last_error="")
+        await self._check_rules()  # after the queue is current and the state says online
         return applied
 
     async def download_contact_blocks(self) -> int:
@@ -469,6 +477,32 @@ class SyncEngine:
         if touched:
             self._applied(AppliedChanges(leads=tuple(touched)))
         return len(entries)
+
+    async def _check_rules(self) -> None:
+        """Every `rules_interval`, fetch the server's rules if their version changed (see
+        app.sync.rules). Never fails the pull: a problem is logged and tried again later."""
+        mono = self._mono()
+        checked = self._rules_checked
+        if checked is not None and mono - checked < self._settings.rules_interval:
+            return
+        self._rules_checked = mono
+        try:
+            update = await refresh_rules(self._api, self._store, self._now())
+        except Rejected as exc:
+            log.info("the server's rules are not available (%s): keeping the local ones", exc)
+            return
+        except (NetworkError, ServerBusy) as exc:
+            self._rules_checked = None  # try again with the next pull
+            log.info("rules check failed: %s", exc)
+            return
+        self.rules_update = update
+        if update.outcome == "updated":
+            self._notify(
+                Notice(NoticeKind.RULES_UPDATED, f"new rules from the server ({update.version})")
+            )
+        elif update.outcome == "refused" and self._rules_refused != update.message:
+            self._rules_refused = update.message
+            self._notify(Notice(NoticeKind.RULES_REFUSED, update.message))
 
     async def full_resync(self, newest: int) -> None:
         """Rebuild the local copy from the server's lead list, with progress, then resume the
