@@ -4,6 +4,7 @@
     bdc-workstation --demo              the same program against a lead API started in-process
                                         on loopback, seeded, with a simulator feeding it leads
     ... --screenshot PATH               render the main window (once its queue loaded) and exit
+    bdc-workstation --manager [--demo]  the manager view: live floor, queue health, KPIs, calls
 
 The Qt loop runs asyncio (qasync): the core's coroutines and listeners share the Qt thread.
 """
@@ -46,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="render the main window with its data to a PNG at PATH and exit",
+    )
+    parser.add_argument(
+        "--manager",
+        action="store_true",
+        help="open the manager view (live floor board, queue health and reassignment, KPIs, "
+        "call review); with --demo, signed in as the demo manager with simulated agents working",
     )
     parser.add_argument(
         "--leads", type=int, default=160, help="demo: how many leads to seed (all agents)"
@@ -112,6 +119,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def run_workstation(args: argparse.Namespace) -> int:
     """The whole program on a running qasync loop: settings, sign-in, core, window, close."""
+    if getattr(args, "manager", False):
+        from ui.manager.app import run_manager
+
+        return await run_manager(args)
     from PySide6.QtCore import QSettings, QUrl
     from PySide6.QtGui import QDesktopServices
 

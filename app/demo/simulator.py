@@ -19,7 +19,7 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -360,3 +360,211 @@ def _summary(reply: httpx.Response) -> str:
     if first.get("merged_into"):
         return f"merged into {first['merged_into']}"
     return f"score {first.get('score')} grade {first.get('grade')} → {first.get('assigned_agent')}"
+
+
+# --- The floor: simulated agents working, for the manager view's demo ----------------------------
+
+_PAUSES = ("break", "lunch", "coaching", "meeting")
+# (disposition, answered, talk seconds range); appointment_set needs a slot
+_OUTCOMES = (
+    ("no_answer", False, (0, 0)),
+    ("left_voicemail", False, (0, 0)),
+    ("contacted_not_ready", True, (90, 420)),
+    ("appointment_set", True, (240, 720)),
+    ("callback_requested", True, (60, 200)),
+)
+
+
+@dataclass
+class _SimAgent:
+    username: str
+    token: str = ""
+    user_id: str = ""
+    state: str = "offline"
+    lead_id: str | None = None
+    call_started: datetime | None = None
+
+
+class FloorSimulator:
+    """Other agents working the floor through the real API: sign in, go available, call their
+    leads (presence on_call with the lead), log the call and a disposition, wrap up, pause now
+    and then. `warm_up()` gives a demo board something in every state at once."""
+
+    def __init__(
+        self,
+        base_url: str,
+        usernames: tuple[str, ...],
+        password: str,
+        *,
+        seed: int = 7,
+        mean_gap_s: float = 4.0,
+        clock: Clock = lambda: datetime.now(UTC),
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._rng = random.Random(seed)
+        self._password = password
+        self._clock = clock
+        self.mean_gap_s = mean_gap_s
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=20, transport=transport)
+        self.agents = [_SimAgent(u) for u in usernames]
+        self.calls_logged = 0
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _call(
+        self, agent: _SimAgent, method: str, path: str, body: Any = None, **kw: Any
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {agent.token}", **kw.pop("headers", {})}
+        return await self._client.request(method, path, json=body, headers=headers, **kw)
+
+    async def sign_in(self) -> None:
+        for agent in self.agents:
+            if agent.token:
+                continue
+            reply = await self._client.post(
+                "/v1/auth/token", json={"username": agent.username, "password": self._password}
+            )
+            reply.raise_for_status()
+            agent.token = reply.json()["access_token"]
+            agent.user_id = reply.json()["user_id"]
+
+    async def set_state(
+        self, agent: _SimAgent, state: str, *, reason: str | None = None, lead_id: str | None = None
+    ) -> None:
+        body: dict[str, Any] = {"state": state}
+        if reason:
+            body["reason"] = reason
+        if lead_id:
+            body["lead_id"] = lead_id
+        reply = await self._call(agent, "POST", "/v1/presence", body)
+        if reply.status_code == 200:
+            agent.state = state
+            agent.lead_id = lead_id
+
+    async def _a_lead(self, agent: _SimAgent) -> str | None:
+        reply = await self._call(
+            agent, "GET", "/v1/leads", params={"assigned": "me", "status": "new", "limit": 30}
+        )
+        leads = reply.json().get("leads") or [] if reply.status_code == 200 else []
+        if not leads:
+            reply = await self._call(
+                agent,
+                "GET",
+                "/v1/leads",
+                params={"assigned": "me", "status": "working", "limit": 30},
+            )
+            leads = reply.json().get("leads") or [] if reply.status_code == 200 else []
+        return str(self._rng.choice(leads)["id"]) if leads else None
+
+    async def start_call(self, agent: _SimAgent) -> bool:
+        lead_id = await self._a_lead(agent)
+        if lead_id is None:
+            return False
+        agent.call_started = self._clock()
+        await self.set_state(agent, "on_call", lead_id=lead_id)
+        return agent.state == "on_call"
+
+    async def end_call(self, agent: _SimAgent, *, talk_s: int | None = None) -> None:
+        """Log the call and its disposition (as the agent's workstation would), then wrap up."""
+        lead_id = agent.lead_id
+        if lead_id is None:
+            return
+        code, answered, (low, high) = self._rng.choice(_OUTCOMES)
+        now = self._clock()
+        started = agent.call_started or now
+        duration = talk_s if talk_s is not None else self._rng.randint(low, high)
+        duration = duration if answered else 0
+        started = min(started, now - timedelta(seconds=duration + 5))
+        call = {
+            "id": str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
+            "lead_id": lead_id,
+            "kind": "call",
+            "at": started.isoformat(),
+            "direction": "outbound",
+            "answered": answered,
+            "duration_s": duration,
+        }
+        disposition: dict[str, Any] = {
+            "id": str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
+            "lead_id": lead_id,
+            "kind": "disposition",
+            "at": now.isoformat(),
+            "disposition": code,
+        }
+        if code in ("appointment_set", "callback_requested"):
+            slot = (now + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+            disposition["scheduled_for"] = slot.isoformat()
+        reply = await self._call(
+            agent,
+            "POST",
+            "/v1/activities",
+            {"activities": [call, disposition]},
+            headers={"Idempotency-Key": call["id"]},
+        )
+        if reply.status_code in (200, 201):
+            self.calls_logged += 1
+        else:
+            log.info("demo floor: %s's call was refused: %s", agent.username, reply.text[:200])
+        await self.set_state(agent, "wrap_up")
+
+    async def warm_up(self) -> None:
+        """Sign everyone in, log a few calls each, and leave them in different states."""
+        await self.sign_in()
+        for agent in self.agents:
+            await self.set_state(agent, "available")
+            for _ in range(self._rng.randint(2, 4)):
+                if await self.start_call(agent):
+                    await self.end_call(agent)
+            await self.set_state(agent, "available")
+        plan = ("on_call", "paused", "wrap_up", "on_call", "available", "paused")
+        for agent, state in zip(self.agents, plan, strict=False):
+            if state == "on_call":
+                await self.start_call(agent)
+            elif state == "paused":
+                await self.set_state(agent, "paused", reason=self._rng.choice(_PAUSES))
+            else:
+                await self.set_state(agent, state)
+
+    async def step(self) -> None:
+        """One agent moves on: available → on a call → wrap-up → available, with pauses."""
+        agent = self._rng.choice(self.agents)
+        if agent.state == "on_call":
+            await self.end_call(agent)
+        elif agent.state == "wrap_up":
+            await self.set_state(agent, "available")
+        elif agent.state == "paused":
+            if self._rng.random() < 0.5:
+                await self.set_state(agent, "available")
+        elif agent.state == "available":
+            if self._rng.random() < 0.15:
+                await self.set_state(agent, "paused", reason=self._rng.choice(_PAUSES))
+            elif not await self.start_call(agent):
+                await self.set_state(agent, "available")
+        else:
+            await self.set_state(agent, "available")
+
+    async def heartbeat(self) -> None:
+        for agent in self.agents:
+            if agent.token:
+                await self._call(agent, "POST", "/v1/presence/heartbeat")
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Keep the floor moving until `stop` is set (or the task is cancelled)."""
+        stop = stop or asyncio.Event()
+        beat = 0.0
+        while not stop.is_set():
+            delay = min(max(self._rng.expovariate(1 / self.mean_gap_s), 1.0), 3 * self.mean_gap_s)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+                break
+            except TimeoutError:
+                pass
+            try:
+                await self.step()
+                beat += delay
+                if beat >= 30:
+                    beat = 0.0
+                    await self.heartbeat()
+            except httpx.HTTPError as exc:
+                log.info("demo floor: %s", exc)
