@@ -30,7 +30,7 @@ FLEET_ENV = "BDC_FLEET_CONFIG"
 FLEET_FILE = "fleet.toml"
 USER_FILE = "settings.toml"
 
-DIALERS = ("handoff", "baresip", "demo")
+DIALERS = ("handoff", "baresip", "demo", "server")
 URI_SCHEMES = ("tel", "sip", "callto")
 THEMES = ("system", "light", "dark")
 

@@ -336,6 +336,22 @@ class LeadApi:
         )
         return dict(reply.body or {})
 
+    async def start_call(
+        self, call_id: str, lead_id: str, phone: str | None = None
+    ) -> dict[str, Any]:
+        """Server-side call control: ring my phone, then the lead (POST /v1/calls, with the
+        call id as its Idempotency-Key so a retry never dials twice). The call as it stands."""
+        body: dict[str, Any] = {"id": call_id, "lead_id": lead_id}
+        if phone is not None:
+            body["phone"] = phone
+        reply = await self.send("POST", "/v1/calls", body, idempotency_key=call_id)
+        return dict(reply.body or {})
+
+    async def hang_up_call(self, call_id: str) -> dict[str, Any]:
+        """End a server-bridged call (both legs); an ended call stays ended."""
+        reply = await self.send("POST", f"/v1/calls/{call_id}/hangup", None, idempotency_key=None)
+        return dict(reply.body or {})
+
     async def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
         response = await self._request("GET", path, params=params)
         self._raise_for(response)

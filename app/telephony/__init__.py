@@ -1,6 +1,6 @@
 """Dialer backends behind one interface (see model.py): hand-off to the PC's tel: handler,
-baresip over ctrl_tcp, and the demo softphone; plus the call → activity record and the
-compliance check at the click."""
+baresip over ctrl_tcp, the demo softphone, and the lead API's server-side call control; plus
+the call → activity record and the compliance check at the click."""
 
 from app.telephony.baresip import BaresipDialer
 from app.telephony.demo import DemoDialer
@@ -23,10 +23,12 @@ from app.telephony.model import (
     TelephonyError,
 )
 from app.telephony.record import CallRecord
+from app.telephony.server import CallControl, ServerCallDialer
 
 __all__ = [
     "BaresipDialer",
     "CallAnswered",
+    "CallControl",
     "CallDialing",
     "CallEnded",
     "CallEvent",
@@ -42,6 +44,7 @@ __all__ = [
     "DialerUnavailable",
     "EndCause",
     "HandoffDialer",
+    "ServerCallDialer",
     "TelephonyError",
     "build_dialer",
     "check_dial",

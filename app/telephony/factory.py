@@ -1,5 +1,6 @@
 """Build the dialer the settings name (app.settings: dialer, dialer_uri_scheme, baresip_host,
-baresip_port). The UI passes its URL opener (QDesktopServices.openUrl wrapped to take a str)."""
+baresip_port). The UI passes its URL opener (QDesktopServices.openUrl wrapped to take a str); the
+composition root passes the lead API client as `call_control` for dialer = "server"."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from app.telephony.baresip import BaresipDialer
 from app.telephony.demo import DemoDialer
 from app.telephony.handoff import HandoffDialer, UrlOpener
 from app.telephony.model import Dialer, TelephonyError
+from app.telephony.server import CallControl, ServerCallDialer
 
-DIALERS = ("handoff", "baresip", "demo")
+DIALERS = ("handoff", "baresip", "demo", "server")
 
 
 class DialerSettings(Protocol):
@@ -30,6 +32,7 @@ def build_dialer(
     open_url: UrlOpener | None = None,
     demo_seed: int = 7,
     baresip_uri_template: str = "{number}",
+    call_control: CallControl | None = None,
 ) -> Dialer:
     kind = settings.dialer
     if kind == "handoff":
@@ -40,4 +43,8 @@ def build_dialer(
         )
     if kind == "demo":
         return DemoDialer(demo_seed)
+    if kind == "server":
+        if call_control is None:
+            raise TelephonyError("dialer 'server' needs the lead API client (call_control)")
+        return ServerCallDialer(call_control)
     raise TelephonyError(f"unknown dialer {kind!r} ({', '.join(DIALERS)})")

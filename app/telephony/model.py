@@ -56,10 +56,14 @@ class EndCause(StrEnum):
     FAILED = "failed"  # the network or provider failed the call (5xx, other errors)
     SOFTPHONE_LOST = "softphone_lost"  # the softphone stopped or was restarted mid-call
     HANDED_OFF = "handed_off"  # given to another program: the outcome is not known here
+    # Server-side calls (dialer "server"): the lead API's own words.
+    COMPLETED = "completed"  # answered and ended; the provider did not say who hung up
+    AGENT_UNREACHABLE = "agent_unreachable"  # the agent's own phone did not answer
+    LOST = "lost"  # the calling service stopped reporting; the server ended the call
 
     @property
     def answered(self) -> bool:
-        return self in (EndCause.AGENT_HANGUP, EndCause.CUSTOMER_HANGUP)
+        return self in (EndCause.AGENT_HANGUP, EndCause.CUSTOMER_HANGUP, EndCause.COMPLETED)
 
     @property
     def after_event(self) -> AfterEvent | None:
@@ -82,6 +86,7 @@ _AFTER = {
     EndCause.INVALID_NUMBER: AfterEvent.CALL_FAILED,
     EndCause.UNREACHABLE: AfterEvent.CALL_FAILED,
     EndCause.FAILED: AfterEvent.CALL_FAILED,
+    EndCause.COMPLETED: AfterEvent.CALL_ANSWERED,
 }
 _LABELS = {
     EndCause.AGENT_HANGUP: "ended (you hung up)",
@@ -96,6 +101,9 @@ _LABELS = {
     EndCause.FAILED: "call failed",
     EndCause.SOFTPHONE_LOST: "softphone stopped during the call",
     EndCause.HANDED_OFF: "handed to the softphone",
+    EndCause.COMPLETED: "ended",
+    EndCause.AGENT_UNREACHABLE: "your phone did not answer",
+    EndCause.LOST: "call lost (its end was never reported)",
 }
 
 
@@ -215,7 +223,7 @@ class CallHandle:
 class Dialer(Protocol):
     """What the services layer calls. Every backend implements exactly this."""
 
-    name: str  # "handoff", "baresip", "demo"
+    name: str  # "handoff", "baresip", "demo", "server"
     reports_state: bool  # False: no ringing/answered/ended comes back (hand-off)
 
     async def dial(self, request: DialRequest) -> CallHandle:
