@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck contracts unit screenshot screenshots package clean
+.PHONY: demo test lint typecheck contracts unit screenshot screenshots package clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ contracts: $(STAMP)
 unit: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$status
+
+# The performance figures at 50,000 leads and 200 agents (tests/bench/, docs/performance.md): each
+# printed with its budget and appended to bench-results.jsonl. Not part of `make test`'s verdict
+# (it runs the same harness at small sizes); takes a long while. BDC_TEST_POSTGRES_URL for PostgreSQL.
+bench: $(STAMP)
+	BDC_BENCH=full BDC_BENCH_RESULTS=$(CURDIR)/bench-results.jsonl QT_QPA_PLATFORM=offscreen \
+	$(BIN)/python -m pytest tests/bench -s -o timeout=7200
 
 screenshot: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/bdc-workstation --demo --screenshot docs/screenshots/queue.png

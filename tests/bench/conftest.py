@@ -1,0 +1,47 @@
+"""Benchmark fixtures: the figure recorder, and asyncio on Qt's loop for the live-window figures.
+
+`make bench` sets BDC_BENCH=full (50,000 leads, 200 agents) and BDC_BENCH_RESULTS (the JSON
+lines file); inside `make test` the same tests run at small sizes as a smoke test of the harness
+and write only to a temporary file, whose lines are checked here. No budget is asserted there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.bench.recorder import FULL, Recorder
+
+KEYS = {"name", "value", "unit", "budget", "lower_is_better", "baseline"}
+
+
+@pytest.fixture(scope="session")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorder]:
+    chosen = os.environ.get("BDC_BENCH_RESULTS")
+    path = Path(chosen) if chosen else tmp_path_factory.mktemp("bench") / "bench-results.jsonl"
+    recorder = Recorder(path)
+    yield recorder
+    if not FULL and path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            assert set(entry) == KEYS, entry
+            assert isinstance(entry["value"], float) and entry["value"] >= 0, entry
+            assert isinstance(entry["lower_is_better"], bool), entry
+
+
+@pytest.fixture
+def qt_loop(qapp: object) -> Iterator[asyncio.AbstractEventLoop]:
+    """asyncio on Qt's loop: tasks run while qtbot.wait*/waitUntil spin Qt (NOTES.md)."""
+    import qasync
+
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        asyncio.set_event_loop(None)

@@ -1,0 +1,161 @@
+"""The queue table at 50,000 items: the countdown tick and a re-rank after one lead changed,
+each beside the naive way (a QSortFilterProxyModel sorting by seconds left, NOTES.md).
+
+Main-thread time = the model's work plus the repaint it causes (processEvents until the view
+has painted), in a QTableView sized like the window's queue (1200×800, 36 px rows).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QEvent, QObject, QSortFilterProxyModel, Qt
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QTableView
+from pytestqt.qtbot import QtBot
+
+from app.domain.activities import Activity, ActivityKind, Direction
+from tests.bench.data import derived_queue
+from tests.bench.recorder import Recorder, median, percentile, size
+from ui.queue_model import COL_DUE, HEADERS, QueueModel, SecondsLeftRole
+
+N = size(50_000, 500)
+
+
+class _Paints(QObject):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            self.count += 1
+        return False
+
+
+class NaiveQueueModel(QueueModel):
+    """What a proxy-sorted design does each second: the countdown column changed, all roles."""
+
+    def tick(self) -> None:
+        if self.rowCount():
+            top, bottom = self.index(0, COL_DUE), self.index(self.rowCount() - 1, COL_DUE)
+            self.dataChanged.emit(top, bottom)
+
+
+def _table(qtbot: QtBot, model: Any) -> tuple[QTableView, _Paints]:
+    view = QTableView()
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setAlternatingRowColors(True)
+    view.setWordWrap(False)
+    view.verticalHeader().setVisible(False)
+    view.verticalHeader().setDefaultSectionSize(36)
+    view.horizontalHeader().setStretchLastSection(True)
+    view.resize(1200, 800)
+    qtbot.addWidget(view)
+    view.show()
+    qtbot.waitExposed(view)
+    paints = _Paints()
+    view.viewport().installEventFilter(paints)
+    QApplication.processEvents()
+    return view, paints
+
+
+def _timed(work: Any) -> float:
+    """Milliseconds of `work()` plus the repaint it queued."""
+    began = time.perf_counter()
+    work()
+    QApplication.processEvents()
+    return (time.perf_counter() - began) * 1000
+
+
+@pytest.fixture(scope="module")
+def queue_now() -> Any:
+    now = datetime.now(UTC)
+    # enough generated leads that N of them have open work (about 4 in 5 do)
+    return derived_queue(N * 13 // 10, now), now
+
+
+def test_countdown_tick(qtbot: QtBot, bench: Recorder, queue_now: Any) -> None:
+    queue, now = queue_now
+    items = queue.items(now)[:N]
+    assert len(items) == N
+    model = QueueModel(lambda: now)
+    _view, paints = _table(qtbot, model)
+    model.set_items(items)
+    QApplication.processEvents()
+    samples = [_timed(model.tick) for _ in range(size(60, 5))]
+    assert paints.count >= len(samples), "every tick repainted the view"
+
+    naive = NaiveQueueModel(lambda: now)
+    proxy = QSortFilterProxyModel()
+    proxy.setSourceModel(naive)
+    proxy.setSortRole(SecondsLeftRole)
+    proxy.setDynamicSortFilter(True)
+    naive_view, _ = _table(qtbot, proxy)
+    naive.set_items(list(reversed(items)))
+    proxy.sort(COL_DUE, Qt.SortOrder.AscendingOrder)
+    QApplication.processEvents()
+    baseline = [_timed(naive.tick) for _ in range(size(3, 2))]
+    naive_view.close()
+    print(
+        f"[bench] tick at {len(items)} items: p50 {median(samples):.2f} ms, max {max(samples):.2f}"
+    )
+    bench.record(
+        "queue_tick_50k_ms",
+        median(samples),
+        "ms",
+        5.0,
+        baseline=median(baseline),
+    )
+    bench.record("queue_tick_50k_p99_ms", percentile(samples, 99), "ms", 5.0)
+
+
+def test_rerank_after_a_change(qtbot: QtBot, bench: Recorder, queue_now: Any) -> None:
+    """A customer at the bottom of the queue texts back: re-derive that lead, re-rank, apply the
+    new order to the model (one layout change), repaint — what MainWindow.refresh does."""
+    queue, now = queue_now
+    model = QueueModel(lambda: now)
+    _view, _ = _table(qtbot, model)
+    model.set_items(queue.items(now))
+    QApplication.processEvents()
+    print(f"[bench] re-rank over {model.rowCount()} items")
+    samples = []
+    for _ in range(size(20, 3)):
+        last = model.item_at(model.rowCount() - 1)
+        assert last is not None
+        history = queue.history(last.lead_id)
+        reply = Activity(
+            str(uuid.uuid4()),
+            last.lead_id,
+            ActivityKind.TEXT,
+            now,
+            direction=Direction.INBOUND,
+            body="Can you call me after 5?",
+        )
+        lead = queue.detail(last.lead_id, now).lead
+
+        def change(lead: Any = lead, history: Any = history, reply: Activity = reply) -> None:
+            queue.upsert(lead, [*history, reply], now)
+            model.update_items(queue.items(now))
+
+        samples.append(_timed(change))
+        assert model.row_of(last.lead_id) < model.rowCount() - 1, "the replied lead moved up"
+
+    naive = QueueModel(lambda: now)
+    naive.set_items(queue.items(now))
+    proxy = QSortFilterProxyModel()
+    proxy.setSourceModel(naive)
+    proxy.setSortRole(SecondsLeftRole)
+    naive_view, _ = _table(qtbot, proxy)
+    proxy.sort(COL_DUE, Qt.SortOrder.DescendingOrder)
+    baseline = [
+        _timed(lambda: proxy.sort(COL_DUE, Qt.SortOrder.AscendingOrder)),
+    ]
+    naive_view.close()
+    assert len(HEADERS) == model.columnCount()
+    bench.record("queue_rerank_50k_ms", median(samples), "ms", 50.0, baseline=median(baseline))
+    bench.record("queue_rerank_50k_p99_ms", percentile(samples, 99), "ms", 50.0)
