@@ -32,6 +32,7 @@ from app.services.workqueue import WorkQueue
 from app.store.db import LocalStore, open_user_store
 from app.sync.api import ApiError, LeadApi
 from app.sync.engine import Connectivity, Notice, SyncEngine, SyncSettings, SyncStatus
+from app.sync.rules import cached_rulebook
 from app.sync.signin import Account, SignInService
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,9 @@ def build_workstation(
         data_dir=config.data_dir,
     )
     try:
+        # The server's rules (cadences, templates, calling rules…) as last downloaded and
+        # validated win over the packaged copy: the desk and the server decide alike.
+        rules = cached_rulebook(store) or rules
         api = LeadApi(
             signin.server_url,
             token=account.token,
