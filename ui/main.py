@@ -202,13 +202,21 @@ async def run_workstation(args: argparse.Namespace) -> int:
                 signin.server_url, ca_bundle=ca, sync=sync, heartbeat_interval=HEARTBEAT_INTERVAL
             )
             dealership = None
-            dialer = build_dialer(
-                settings, open_url=lambda url: QDesktopServices.openUrl(QUrl(url))
-            )
+            dialer = None  # built below: the server-side dialer needs the workstation's API
             status_text = f"· {signin.server_url}"
             suffix = ""
         workstation = build_workstation(config, account, signin, rules, dealership=dealership)
         cleanup.append(workstation.close)
+        if dialer is None:
+            dialer = build_dialer(
+                settings,
+                open_url=lambda url: QDesktopServices.openUrl(QUrl(url)),
+                call_control=workstation.api,
+            )
+        on_call_change = getattr(dialer, "on_call_change", None)
+        if on_call_change is not None:
+            # Server-side calls report their progress through the change feed.
+            workstation.engine.on_entity("call", on_call_change)
         cleanup.append(dialer.close)
         if not remember:
             cleanup.append(lambda: signin.forget_token(account.username))

@@ -727,7 +727,12 @@ class MainWindow(QMainWindow):
             if scheduled is None:
                 return
         call = None
-        if self.last_call is not None and self._last_call_lead == item.lead_id:
+        if (
+            self.last_call is not None
+            and self._last_call_lead == item.lead_id
+            # The lead API writes the CALL activity itself for server-side calls.
+            and not getattr(self._dialer, "records_calls", False)
+        ):
             # A hand-off call ends at the disposition; whether anyone answered, it says.
             call = CallRecord.from_events(
                 self._last_call_events, ended_at=now, disposition_flags=disposition.flags

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -139,6 +139,9 @@ class SyncEngine:
         self._listeners: list[Callable[[SyncStatus], None]] = []
         self._change_listeners: list[Callable[[AppliedChanges], None]] = []
         self._notice_listeners: list[Callable[[Notice], None]] = []
+        # Raw feed entries some other part consumes (e.g. server-side call state for the
+        # dialer): called with each change's data after its page was stored.
+        self._entity_listeners: dict[str, list[Callable[[Mapping[str, Any]], None]]] = {}
         saved = store.repository.sync_state()
         self._state = SyncStatus(last_sync=saved.last_success_at, last_error=saved.last_error or "")
         self._wake_push = asyncio.Event()
@@ -172,6 +175,18 @@ class SyncEngine:
     def on_applied(self, listener: Callable[[AppliedChanges], None]) -> None:
         """Called after each page of server changes is stored (the queue refreshes those leads)."""
         self._change_listeners.append(listener)
+
+    def on_entity(self, entity: str, listener: Callable[[Mapping[str, Any]], None]) -> None:
+        """`listener(data)` for every pulled change of `entity`, in feed order."""
+        self._entity_listeners.setdefault(entity, []).append(listener)
+
+    def _dispatch_entities(self, changes: Sequence[Any]) -> None:
+        for change in changes:
+            for listener in list(self._entity_listeners.get(change.entity, ())):
+                try:
+                    listener(change.data)
+                except Exception:  # a broken consumer must not stop sync
+                    log.exception("listener for %s changes failed", change.entity)
 
     def on_notice(self, listener: Callable[[Notice], None]) -> None:
         self._notice_listeners.append(listener)
@@ -424,6 +439,7 @@ class SyncEngine:
                 )
                 if page.changes:
                     self._applied(result)
+                    self._dispatch_entities(page.changes)
                 applied += len(page.changes)
                 if not page.has_more:
                     break

@@ -16,7 +16,9 @@ from datetime import timedelta
 import pytest
 import uvicorn
 
+from app.store.db import session_only_store
 from app.sync.api import LeadApi
+from app.sync.engine import SyncEngine, SyncSettings
 from app.telephony.model import (
     CallAnswered,
     CallEnded,
@@ -65,6 +67,25 @@ async def workstation(base_url: str):  # type: ignore[no-untyped-def]
         await api.aclose()
 
 
+@contextlib.asynccontextmanager
+async def synced_workstation(base_url: str):  # type: ignore[no-untyped-def]
+    """The real thing: the sync engine pulls the feed and hands "call" changes to the dialer."""
+    api = LeadApi(base_url)
+    await api.sign_in("ana", PASSWORD)
+    dialer = ServerCallDialer(api)
+    store = session_only_store()
+    engine = SyncEngine(api, store, settings=SyncSettings(poll_interval=0.1))
+    engine.on_entity("call", dialer.on_call_change)
+    engine.start()
+    try:
+        yield api, dialer
+    finally:
+        await engine.stop()
+        await dialer.close()
+        await api.aclose()
+        store.close()
+
+
 def base_of(env: MessagingEnv) -> str:
     return str(env.app.state.settings.public_base_url)
 
@@ -97,6 +118,27 @@ def test_dial_answer_hang_up_through_the_lead_api_and_twilio(
         assert ended.duration_s == 7
         assert len(fake.created) == 1
         assert fake.hung_up and len(fake.hung_up) == 1
+
+
+def test_the_sync_engine_feeds_call_state_to_the_dialer(db_url: str, settings: Settings) -> None:
+    with FakeTwilioCalls(talk_s=30) as fake, twilio_world(db_url, settings, fake) as env:
+        lead_id = env.add_lead()
+
+        async def scenario() -> list[str]:
+            async with synced_workstation(base_of(env)) as (_api, dialer):
+                record = Recorder(dialer)
+                await dialer.dial(DialRequest(NUMBER, lead_id=lead_id))
+                await record.wait_for(CallAnswered)
+                await dialer.hang_up()
+                await record.wait_for(CallEnded)
+                return record.kinds
+
+        assert asyncio.run(scenario()) == [
+            "CallDialing",
+            "CallRinging",
+            "CallAnswered",
+            "CallEnded",
+        ]
 
 
 def test_a_refused_dial_names_the_reason(db_url: str, settings: Settings) -> None:
