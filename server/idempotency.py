@@ -55,6 +55,9 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Sign-in has no principal to key by; webhooks are keyed by their provider's own message ids.
 EXEMPT_PREFIXES: list[str] = ["/v1/auth/", "/v1/webhooks/"]
 
+# Where the claimed (principal key, Idempotency-Key) is left for the route (request.state).
+CLAIM_STATE = "idempotency_claim"
+
 IN_FLIGHT = "in_flight"
 DONE = "done"
 
@@ -189,6 +192,24 @@ def finish(
         row.response_body = body
 
 
+def settle_in(session: Session, scope: Scope, status_code: int, body: bytes) -> None:
+    """Store the answer under this request's Idempotency-Key inside the route's own transaction.
+
+    The middleware stores it only after the route committed; a process killed in between left
+    the key in flight, and the retry ran the request a second time. A route whose effects must
+    not run twice calls this before its commit (the middleware's later `finish` is then a no-op
+    rewrite of the same answer)."""
+    claimed = (scope.get("state") or {}).get(CLAIM_STATE)
+    if claimed is None:
+        return
+    row = session.get(IdempotencyRow, claimed)
+    if row is None:
+        return
+    row.state = DONE
+    row.status_code = status_code
+    row.response_body = body
+
+
 def release(sessions: sessionmaker[Session], principal_key: str, key: str) -> None:
     """Forget a claim whose request failed, so a retry runs it again."""
     with transaction(sessions) as session:
@@ -239,7 +260,13 @@ class IdempotencyMiddleware:
         if principal is None:
             await self.app(scope, receive, send)  # the route refuses it (401)
             return
-        body = await _read_body(receive, settings.max_body_bytes)
+        try:
+            body = await _read_body(receive, settings.max_body_bytes)
+        except ClientGone:
+            # The caller hung up before its body was complete (killed, network cut): there is
+            # nobody to answer and nothing to run. Claiming the key with the truncated body would
+            # answer its complete retry "different request" forever.
+            return
         if body is None:
             limit = settings.max_body_bytes
             await _send_json(send, 413, {"detail": f"request body larger than {limit} bytes"})
@@ -308,6 +335,7 @@ class IdempotencyMiddleware:
                 chunks.append(message.get("body", b""))
 
         stored = False
+        scope.setdefault("state", {})[CLAIM_STATE] = (principal_key, key)
         try:
             await self.app(scope, replay_receive, capture)
             if start is None:
@@ -347,13 +375,17 @@ def _principal(sessions: sessionmaker[Session], headers: Headers) -> Principal |
         return principal_for(session, secret.strip(), utcnow())
 
 
+class ClientGone(Exception):
+    """The client disconnected before the request body was complete."""
+
+
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
     parts: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise ClientGone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:

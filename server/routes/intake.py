@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from app.domain.errors import DomainError
 from server.auth import Principal, Role, authorize, rule
 from server.db import StoreRow, transaction
+from server.idempotency import settle_in
 from server.intake.adf import AdfError, parse_adf
 from server.rules import clock_of, get_rules
 from server.services.intake import (
@@ -189,16 +190,20 @@ def _accept(
                 lead_ids=[o.lead_id for o in outcomes],
                 received_at=now,
             )
+            response = IntakeResponse(
+                payload_id=payload.id,
+                leads=[_out(o) for o in outcomes],
+                warnings=doc_warnings,
+            )
+            answer = JSONResponse(response.model_dump(mode="json"), status_code=201)
+            # With the leads: a server killed after this commit replays the answer to the
+            # provider's retry instead of taking the document again.
+            settle_in(session, request.scope, 201, bytes(answer.body))
     except IntakeRejected as exc:
         return _reject(request, principal, content_type, body, exc)
     except DomainError as exc:  # rolled back: nothing half-stored
         return _reject(request, principal, content_type, body, IntakeRejected(422, [str(exc)]))
-    response = IntakeResponse(
-        payload_id=payload.id,
-        leads=[_out(o) for o in outcomes],
-        warnings=doc_warnings,
-    )
-    return JSONResponse(response.model_dump(mode="json"), status_code=201)
+    return answer
 
 
 def _out(outcome: IntakeOutcome) -> IntakeLeadOut:

@@ -69,7 +69,7 @@ def _local_activity_rows(workstation: Workstation) -> list[LocalActivityRow]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(scaled(180, 900))
 def test_actions_through_a_faulty_network_land_exactly_once_and_everyone_agrees(
     tmp_path: Path,
 ) -> None:
