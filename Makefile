@@ -45,6 +45,7 @@ screenshot: $(STAMP)
 # Every picture in the README, regenerated from the live demo (in-process lead API, real sync).
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/bdc-workstation --demo --screenshot docs/screenshots/queue.png
+	QT_QPA_PLATFORM=offscreen $(BIN)/bdc-workstation --demo --manager --screenshot docs/screenshots/manager.png
 
 # The Linux bundles and .deb in dist/ (the Windows installer is built by .github/workflows).
 package: $(STAMP)
