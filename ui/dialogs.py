@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -28,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.domain.errors import ResourceError
 from app.settings import LoadedSettings, Settings, save_user_settings
+from app.telephony.factory import probe_dialer
 from ui import asyncs
 from ui.ports import SignIn, SignInRequest, SignInResult
 from ui.theme import THEMES
@@ -36,6 +40,7 @@ DIALERS = (
     ("handoff", "Phone program on this PC (tel:/sip:/callto: links)"),
     ("baresip", "baresip softphone (ctrl_tcp)"),
     ("demo", "Demo softphone (simulated calls)"),
+    ("server", "The lead API rings my phone, then the customer"),
 )
 LOCKED = "set by your IT department"
 
@@ -155,6 +160,19 @@ class SettingsDialog(QDialog):
             self.dialer.addItem(label, key)
         keys = [k for k, _ in DIALERS]
         self.dialer.setCurrentIndex(keys.index(current.dialer) if current.dialer in keys else 0)
+        self.baresip_host = QLineEdit(current.baresip_host)
+        self.baresip_host.setObjectName("setting_baresip_host")
+        self.baresip_port = QSpinBox()
+        self.baresip_port.setObjectName("setting_baresip_port")
+        self.baresip_port.setRange(1, 65535)
+        self.baresip_port.setValue(current.baresip_port)
+        self.test_dialer = QPushButton("&Test dialer")
+        self.test_dialer.setObjectName("test_dialer")
+        self.test_dialer.clicked.connect(self.run_dialer_test)
+        self.test_result = QLabel()
+        self.test_result.setObjectName("dialer_test_result")
+        self.test_result.setWordWrap(True)
+        self.test_result.hide()
         self.sounds = QCheckBox("Play a sound for new hot leads and customer replies")
         self.sounds.setChecked(current.sounds)
         self.notifications = QCheckBox("Desktop notification for new hot leads and replies")
@@ -170,6 +188,8 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
         for name, label, widget in (
             ("dialer", "&Dialer:", self.dialer),
+            ("baresip_host", "baresip &host:", self.baresip_host),
+            ("baresip_port", "baresip &port:", self.baresip_port),
             ("sounds", "", self.sounds),
             ("notifications", "", self.notifications),
             ("theme", "&Theme:", self.theme),
@@ -195,12 +215,40 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("How this PC works with you. You can change these later."))
         layout.addLayout(form)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test_dialer)
+        test_row.addWidget(self.test_result, 1)
+        layout.addLayout(test_row)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
+
+    def run_dialer_test(self) -> None:
+        """Check the dialer as chosen in the dialog (not yet saved), and say what happened."""
+        candidate = replace(
+            self._loaded.settings,
+            dialer=self.dialer.currentData(),
+            baresip_host=self.baresip_host.text().strip(),
+            baresip_port=self.baresip_port.value(),
+        )
+        self.test_dialer.setEnabled(False)
+        self.test_result.setText("Testing …")
+        self.test_result.show()
+
+        def done(text: str) -> None:
+            self.test_dialer.setEnabled(True)
+            self.test_result.setText(f"✔ {text}")
+
+        def failed(error: BaseException) -> None:
+            self.test_dialer.setEnabled(True)
+            self.test_result.setText(f"✖ {error}")
+
+        asyncs.run(probe_dialer(candidate), done, failed)
 
     def changes(self) -> dict[str, Any]:
         wanted: dict[str, Any] = {
             "dialer": self.dialer.currentData(),
+            "baresip_host": self.baresip_host.text().strip(),
+            "baresip_port": self.baresip_port.value(),
             "sounds": self.sounds.isChecked(),
             "notifications": self.notifications.isChecked(),
             "theme": self.theme.currentData(),

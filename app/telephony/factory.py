@@ -48,3 +48,31 @@ def build_dialer(
             raise TelephonyError("dialer 'server' needs the lead API client (call_control)")
         return ServerCallDialer(call_control)
     raise TelephonyError(f"unknown dialer {kind!r} ({', '.join(DIALERS)})")
+
+
+async def probe_dialer(settings: DialerSettings, *, timeout_s: float = 3.0) -> str:
+    """The settings dialog's "Test" button: what this dialer will do, checked where it can be.
+
+    Raises TelephonyError (DialerUnavailable for an unreachable softphone) with the reason.
+    """
+    kind = settings.dialer
+    if kind == "handoff":
+        return (
+            f"Calls are handed to this PC's {settings.dialer_uri_scheme}: link handler "
+            "(your softphone); the program cannot see the call, so the disposition ends it."
+        )
+    if kind == "baresip":
+        dialer = BaresipDialer(
+            settings.baresip_host, settings.baresip_port, command_timeout_s=timeout_s
+        )
+        try:
+            accounts = await dialer.check()
+        finally:
+            await dialer.close()
+        where = f"{settings.baresip_host}:{settings.baresip_port}"
+        return f"baresip answered at {where}. {accounts or 'No SIP account is registered.'}"
+    if kind == "demo":
+        return "The demo softphone is ready: calls ring and answer with realistic odds."
+    if kind == "server":
+        return "Calls are placed by the lead API, which rings your phone first."
+    raise TelephonyError(f"unknown dialer {kind!r} ({', '.join(DIALERS)})")

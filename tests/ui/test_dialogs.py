@@ -79,3 +79,23 @@ def test_about_lists_versions(qtbot: QtBot) -> None:
     qtbot.addWidget(dialog)
     names = [name for name, _ in versions()]
     assert "PySide6" in names and "Qt" in names and "Python" in names
+
+
+def test_the_test_button_checks_the_dialer_as_chosen(qtbot: QtBot, tmp_path: Path) -> None:
+    from tests.app.telephony.softphones import free_port
+
+    user = tmp_path / "settings.toml"
+    dialog = SettingsDialog(load_settings(fleet=tmp_path / "none.toml", user=user), user)
+    qtbot.addWidget(dialog)
+    dialog.dialer.setCurrentIndex(dialog.dialer.findData("baresip"))
+    dialog.baresip_port.setValue(free_port())  # nothing listens there
+    dialog.test_dialer.click()
+    qtbot.waitUntil(lambda: dialog.test_result.text().startswith("✖"), timeout=10_000)
+    assert dialog.test_dialer.isEnabled()
+    dialog.dialer.setCurrentIndex(dialog.dialer.findData("demo"))
+    dialog.test_dialer.click()
+    qtbot.waitUntil(lambda: dialog.test_result.text().startswith("✔"), timeout=5_000)
+    assert "demo softphone" in dialog.test_result.text()
+    dialog.baresip_port.setValue(5555)
+    dialog.save()
+    assert load_settings(fleet=tmp_path / "none.toml", user=user).settings.baresip_port == 5555
