@@ -151,8 +151,11 @@ class ActionService:
 
     def blocklist_age(self) -> timedelta | None:
         """How old the local opt-out / do-not-call data is (None: never synced)."""
-        fresh = self._store.repository.freshness(Dataset.LEADS)
-        return None if fresh is None else self._clock() - fresh
+        repository = self._store.repository
+        stamps = [repository.freshness(Dataset.OPT_OUTS), repository.freshness(Dataset.DNC)]
+        if None in stamps:
+            return None  # never downloaded whole: nothing to vouch for an offline call
+        return self._clock() - min(stamp for stamp in stamps if stamp is not None)
 
     def check_contact(self, lead_id: str, channel: Channel) -> ContactDecision:
         """May the agent contact this lead on `channel` now? Calls also need fresh local

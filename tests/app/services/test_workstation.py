@@ -19,6 +19,7 @@ from app.services.actions import CallRecord
 from app.services.conflicts import Choice
 from app.services.workstation import SESSION_ONLY_MESSAGE, WorkstationConfig, build_workstation
 from app.store.outbox import OutboxKind
+from app.store.repository import Dataset
 from app.sync.engine import Connectivity, Notice, NoticeKind
 from app.sync.signin import SignInService
 from tests.app.sync.live import PASSWORD, Faults, Floor, rulebook, wait_for
@@ -129,7 +130,9 @@ def test_calls_offline_are_allowed_only_while_the_blocklists_are_fresh(floor: Fl
             fresh = workstation.actions.check_contact(lead_id, Channel.CALL)
             assert "lists were last updated" not in fresh.message
             stale_at = workstation.now() - timedelta(hours=2)
-            workstation.store.repository.set_freshness("leads", stale_at)
+            # Fresh leads do not vouch for the block lists: the lists' own age decides.
+            workstation.store.repository.set_freshness(Dataset.LEADS, workstation.now())
+            workstation.store.repository.set_freshness(Dataset.DNC, stale_at)
             stale = workstation.actions.check_contact(lead_id, Channel.CALL)
             assert not stale.allowed
             assert "lists were last updated 120 min ago" in stale.message
