@@ -214,18 +214,28 @@ def test_post_to_row_visible_over_sse(bench: Recorder, live: Live) -> None:
     model.rowsInserted.connect(inserted)
     QTest.qWait(1600)  # the agent leaves the list alone (rows never move under the mouse)
     rng = random.Random(11)
+    work = live.session.workstation.queue
     latencies = []
     for _ in range(POSTS):
         lead = make_lead(rng, datetime.now(UTC))
         out: dict[str, Any] = {}
         poster = threading.Thread(target=_post, args=(live.server, lead_document(lead), out))
         poster.start()
-        spin_until(lambda out=out: "lead_id" in out and out["lead_id"] in seen, timeout=30)
+
+        def shown_or_no_work(out: dict[str, Any] = out, queue: Any = work) -> bool:
+            lead_id = out.get("lead_id")
+            # a lead with no open work (spam, junk contact data) never gets a row
+            return lead_id in seen or (lead_id in queue and queue.item_for(lead_id) is None)
+
+        spin_until(shown_or_no_work, timeout=60)
         poster.join()
         assert out["status"] == 201
+        if out["lead_id"] not in seen:
+            continue
         latencies.append((seen[out["lead_id"]] - out["t0"]) * 1000)
         QTest.qWait(100)
     model.rowsInserted.disconnect(inserted)
+    assert latencies, "some posted leads were shown"
     print(f"[bench] POST → row: {len(latencies)} leads, max {max(latencies):.0f} ms")
     bench.record("post_to_row_p50_ms", median(latencies), "ms", 100.0)
     bench.record("post_to_row_p99_ms", percentile(latencies, 99), "ms", 300.0)
