@@ -101,7 +101,15 @@ class Workstation:
     @property
     def storage_message(self) -> str:
         """Say this to the user at start-up (e.g. in the status bar)."""
-        return SESSION_ONLY_MESSAGE if self.session_only else self.signin.storage_message
+        if self.session_only:
+            return SESSION_ONLY_MESSAGE
+        if self.store.set_aside is not None:
+            return (
+                f"The local database was damaged; it was kept as {self.store.set_aside} and a "
+                "fresh copy is being downloaded from the server. Actions that had not reached the "
+                "server before the damage are in the kept file: tell IT."
+            )
+        return self.signin.storage_message
 
     @property
     def status(self) -> SyncStatus:
@@ -216,6 +224,7 @@ def build_workstation(
         account.username,
         signin.secrets if signin.secure else None,
         data_dir=config.data_dir,
+        set_aside_damaged=True,
     )
     try:
         # The server's rules (cadences, templates, calling rules…) as last downloaded and

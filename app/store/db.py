@@ -14,6 +14,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -194,6 +195,8 @@ class LocalStore:
     def __init__(self, engine: Engine, *, path: Path | None) -> None:
         self.path = path
         self.session_only = path is None
+        # A damaged or unreadable file found at open and moved here (kept for IT), or None.
+        self.set_aside: Path | None = None
         self._engine = engine
         self._reader = sessionmaker(bind=engine, expire_on_commit=False)
         self._writer = sessionmaker(
@@ -280,6 +283,36 @@ def open_local_store(
     return store
 
 
+def set_aside(path: Path) -> Path:
+    """Move a damaged database (and its -wal/-shm files) out of the way, keeping it: returns
+    where it went. The next open starts a fresh copy, filled from the server."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    try:
+        for suffix in ("-wal", "-shm"):
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                side.replace(target.with_name(target.name + suffix))
+        path.replace(target)
+    except OSError as error:
+        raise StoreEnvironmentError(
+            f"the local database {path} is damaged and cannot be moved aside: "
+            f"{error.strerror or error}"
+        ) from error
+    return target
+
+
+def _damaged(error: StoreError) -> bool:
+    """Unreadable with this user's own key, or reported corrupt: not fixable by retrying."""
+    if isinstance(error, WrongKeyError):
+        return True
+    return isinstance(error, StoreEnvironmentError) and "damaged" in str(error)
+
+
 def session_only_store() -> LocalStore:
     """An in-memory database for a PC with no secure keyring: nothing is written to disk."""
     engine = _memory_engine()
@@ -298,15 +331,28 @@ def open_user_store(
     *,
     data_dir: Path | None = None,
     busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+    set_aside_damaged: bool = False,
 ) -> LocalStore:
     """The signed-in user's local database for this server.
 
     With a secure keyring (`secrets_store`), the encrypted file at default_store_path, its key
     made on first use and kept in the keyring. Without one (`None`), a session-only in-memory
     database: the caller must say so to the user (LocalStore.session_only is True).
+
+    `set_aside_damaged`: a file that cannot be read with the user's key or is corrupt is moved
+    aside (kept, `LocalStore.set_aside`) and a fresh one opened, which the sync engine fills from
+    the server — instead of failing at every start. Actions not yet sent stay in the kept file.
     """
     if secrets_store is None:
         return session_only_store()
     key = database_key(secrets_store, username)
     path = default_store_path(server_url, username, data_dir)
-    return open_local_store(path, key, busy_timeout_s=busy_timeout_s)
+    try:
+        return open_local_store(path, key, busy_timeout_s=busy_timeout_s)
+    except StoreError as error:
+        if not set_aside_damaged or not _damaged(error):
+            raise
+        kept = set_aside(path)
+    store = open_local_store(path, key, busy_timeout_s=busy_timeout_s)
+    store.set_aside = kept
+    return store
