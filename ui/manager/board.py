@@ -70,7 +70,16 @@ def _item(text: str, *, align_right: bool = False, data: object = None) -> QTabl
 class FloorBoard(QTableWidget):
     """One row per agent; drop leads on a row to give them to that agent."""
 
-    HEADERS = ("Agent", "State", "With / reason", "For", "Calls", "Contacts", "Appts", "≤5 min")
+    HEADERS = (
+        "Agent",
+        "State",
+        "With / reason",
+        "For",
+        "Calls",
+        "Contacts",
+        "Appts",
+        "Met deadline",
+    )
     leads_dropped = Signal(list, str)  # lead ids, agent id
 
     def __init__(self, parent: QWidget | None = None) -> None:
