@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck contracts unit screenshot screenshots package clean bench
+.PHONY: demo test lint typecheck contracts unit soak screenshot screenshots package clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ unit: $(STAMP)
 bench: $(STAMP)
 	BDC_BENCH=full BDC_BENCH_RESULTS=$(CURDIR)/bench-results.jsonl QT_QPA_PLATFORM=offscreen \
 	$(BIN)/python -m pytest tests/bench -s -o timeout=7200
+
+# The reliability and security suites run longer: 5,000 actions through the fault proxy, more
+# kills, 150,000 fuzz cases (BDC_SOAK scales the counts; see tests/reliability/support.py).
+soak: $(STAMP)
+	BDC_SOAK=1 QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -s \
+		tests/reliability tests/security
 
 screenshot: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/bdc-workstation --demo --screenshot docs/screenshots/queue.png

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +19,28 @@ from server.db import Base, make_engine, make_sessionmaker, ping
 from server.routes import ROUTERS
 from server.rules import clock_of
 from server.settings import Settings
+
+_SECRET_PARAM = re.compile(
+    r"((?:access_token|token|api_key|apikey|key|password|secret)=)[^&\s\"]*", re.IGNORECASE
+)
+
+
+class RedactSecretsInQuery(logging.Filter):
+    """uvicorn's access log prints the query string; a client that puts a token or key there
+    (none of ours does) must not get it into the server's logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _SECRET_PARAM.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
+
+
+_ACCESS_LOG = logging.getLogger("uvicorn.access")
+if not any(isinstance(f, RedactSecretsInQuery) for f in _ACCESS_LOG.filters):
+    _ACCESS_LOG.addFilter(RedactSecretsInQuery())
 
 
 def create_app(settings: Settings | None = None, *, create_tables: bool = False) -> FastAPI:
