@@ -128,6 +128,11 @@ class LiveServer:
             time.sleep(0.01)
         self._server, self._thread, self._socket = server, thread, sock
 
+    def set_clock(self, clock: Callable[[], datetime]) -> None:
+        """Run the server on `clock` (its X-Server-Time tells the workstations, which follow)."""
+        assert self._server is not None, "start the server first"
+        self._server.config.app.state.clock = clock
+
     def stop(self) -> None:
         if self._server is None or self._thread is None:
             return
