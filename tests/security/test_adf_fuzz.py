@@ -3,8 +3,12 @@ when it is installed. The only failure allowed is the typed AdfError, naming its
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -82,18 +86,41 @@ def test_zz_figures() -> None:
     figures("ADF fuzz (hypothesis)", **tried, total=sum(tried.values()))
 
 
-def test_atheris_if_installed() -> None:
-    atheris = pytest.importorskip("atheris")
-    began, runs = time.monotonic(), 0
-
-    def one(data: bytes) -> None:
-        nonlocal runs
-        runs += 1
-        _check(data, "atheris")
-
-    for sample in SAMPLE_BODIES:
-        one(sample)
-    provider_runs = scaled(2000, 200000)
-    for n in range(provider_runs):
-        one(atheris.FuzzedDataProvider(n.to_bytes(8, "little") * 64).ConsumeBytes(512))
-    figures("ADF fuzz (atheris)", runs=runs, seconds=round(time.monotonic() - began, 1))
+@pytest.mark.slow
+@pytest.mark.timeout(scaled(180, 3600))
+def test_atheris_coverage_guided(tmp_path: Path) -> None:
+    """libFuzzer through atheris, seeded with the real sample documents, in its own process."""
+    pytest.importorskip("atheris")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for number, sample in enumerate(SAMPLE_BODIES):
+        (corpus / f"sample-{number}.xml").write_bytes(sample)
+    runs = scaled(20000, 2000000)
+    began = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.security.atheris_adf",
+            f"-runs={runs}",
+            "-seed=1",
+            "-max_len=4096",
+            f"-max_total_time={scaled(120, 3000)}",
+            str(corpus),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    log = done.stderr[-4000:]
+    assert done.returncode == 0, log
+    executed = re.findall(r"Done (\d+) runs", done.stderr)
+    coverage = re.findall(r"cov: (\d+)", done.stderr)
+    assert executed, log
+    figures(
+        "ADF fuzz (atheris, coverage-guided)",
+        runs=int(executed[-1]),
+        coverage_edges=int(coverage[-1]) if coverage else 0,
+        seconds=round(time.monotonic() - began, 1),
+    )
