@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from html import escape
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from PySide6.QtCore import (
@@ -364,7 +365,7 @@ class MainWindow(QMainWindow):
         self.countdown_timer.timeout.connect(self._tick)
         self.countdown_timer.start()
 
-        self.model.set_items(self._visible_items())
+        self.model.set_items(*self._visible())
         self._update_counts()
         self._show_workspace(None)
         self._restore_layout()
@@ -449,6 +450,14 @@ class MainWindow(QMainWindow):
     def _visible_items(self) -> list[WorkItem]:
         return self._source.items(self._clock(), search=self.search.text())
 
+    def _visible(self) -> tuple[list[WorkItem], list[tuple[Any, ...]] | None]:
+        """The rows to show and their sort keys (None from a source without keys)."""
+        ranked = getattr(self._source, "ranked", None)
+        if ranked is None:
+            return self._visible_items(), None
+        items, keys = ranked(self._clock(), search=self.search.text())
+        return items, keys
+
     def _touched(self) -> None:
         self._last_touch = self._monotonic()
 
@@ -460,10 +469,9 @@ class MainWindow(QMainWindow):
 
     def refresh(self, *, force: bool = False) -> None:
         """Re-rank; apply a new order only once the agent left the list alone (or `force`)."""
-        items = self._visible_items()
-        same_order = [i.lead_id for i in items] == self.model.lead_ids()
-        if same_order or force or self._settled():
-            self.model.update_items(items)
+        items, keys = self._visible()
+        # Changes that keep the order apply at once; a new order waits until the agent settles.
+        if self.model.update_items(items, keys, reorder=force or self._settled()):
             self._deferred_since = None
         elif self._deferred_since is None:
             self._deferred_since = self._monotonic()
@@ -473,7 +481,7 @@ class MainWindow(QMainWindow):
 
     def _search_changed(self) -> None:
         current = self.current_item()
-        self.model.set_items(self._visible_items())
+        self.model.set_items(*self._visible())
         self._update_counts()
         if current is not None:
             self._select_lead(current.lead_id)
@@ -491,14 +499,8 @@ class MainWindow(QMainWindow):
             self.email_composer.refresh_compliance()
 
     def _update_counts(self) -> None:
-        now = self._clock()
         rows = self.model.rowCount()
-        overdue = 0
-        for row in range(rows):
-            item = self.model.item_at(row)
-            if item is None or item.bucket(now) >= 4:
-                break
-            overdue += item.due_at < now
+        overdue = self.model.overdue_count(self._clock())
         total = len(self._source)
         self.counts_label.setText(f"{rows} in queue · {overdue} overdue · {total} leads")
 
@@ -915,7 +917,11 @@ class MainWindow(QMainWindow):
     def _reload_quietly(self) -> None:
         """Show the queue as it is, without flashing or announcing anything as new."""
         current = self.current_item()
-        self.model.set_items(self._visible_items())
+        items, keys = self._visible()
+        if keys is None:
+            self.model.set_items(items)
+        else:  # rows move in place: no reset per page of the first download
+            self.model.update_items(items, keys, announce=False, marks=False)
         self._update_counts()
         if current is not None:
             self._select_lead(current.lead_id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.domain.compliance import ContactDecision
 from app.domain.leads import Channel
@@ -44,6 +44,13 @@ class LeadSource(Protocol):
     """Reads: the ranked queue and one lead's details (app.services.workqueue.WorkQueue)."""
 
     def items(self, now: datetime, *, search: str = "") -> list[WorkItem]: ...
+
+    def ranked(
+        self, now: datetime, *, search: str = ""
+    ) -> tuple[list[WorkItem], list[tuple[Any, ...]]]:
+        """`items()` with their sort keys (app.services.ranking): the queue model's
+        incremental path."""
+        ...
 
     def detail(self, lead_id: str, now: datetime) -> LeadDetail: ...
 

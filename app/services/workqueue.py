@@ -24,10 +24,11 @@ from app.domain.compliance import (
 from app.domain.dealership import Dealership
 from app.domain.leads import Channel, Lead, LeadStatus
 from app.domain.phones import format_for_display
-from app.domain.priority import WorkItem, WorkKind, rank
+from app.domain.priority import WorkItem, WorkKind
 from app.domain.scoring import LeadScore, score_lead
 from app.domain.timezones import ZoneResolution, resolve_zones
 from app.rulebook import Rulebook
+from app.services.ranking import Key, Ranking
 
 LegalWindow = Callable[[Channel, date], tuple[datetime, datetime] | None]
 # A customer who wrote or called back should hear from us within this.
@@ -76,16 +77,24 @@ class WorkQueue:
         self._hours = replace(rules.hours, time_zone=dealership.time_zone)
         self._entries: dict[str, _Entry] = {}
         self._legal_windows: dict[ZoneResolution, LegalWindow] = {}
+        # The open items in priority order, kept incrementally (one bisect per changed lead).
+        self._ranking = Ranking()
 
     def load(self, leads: Iterable[tuple[Lead, list[Activity]]], now: datetime) -> None:
         for lead, history in leads:
             self._entries[lead.id] = self._derive(lead, history, now)
+        self._ranking.rebuild(
+            (entry.item for entry in self._entries.values() if entry.item is not None), now
+        )
 
     def upsert(self, lead: Lead, history: list[Activity], now: datetime) -> None:
-        self._entries[lead.id] = self._derive(lead, history, now)
+        entry = self._derive(lead, history, now)
+        self._entries[lead.id] = entry
+        self._ranking.put(lead.id, entry.item, now)
 
     def remove(self, lead_id: str) -> bool:
         """Take a lead out of the queue (reassigned, claimed by someone else); True if it was in."""
+        self._ranking.drop(lead_id)
         return self._entries.pop(lead_id, None) is not None
 
     def __contains__(self, lead_id: object) -> bool:
@@ -105,19 +114,24 @@ class WorkQueue:
 
     def items(self, now: datetime, *, search: str = "") -> list[WorkItem]:
         """The open work items in priority order, filtered by `search` (name, phone, vehicle)."""
+        return self.ranked(now, search=search)[0]
+
+    def ranked(self, now: datetime, *, search: str = "") -> tuple[list[WorkItem], list[Key]]:
+        """`items()` with each item's sort key (`app.services.ranking`): a key object is new
+        exactly when its item was re-placed, so a caller can find what changed by identity."""
+        items, keys = self._ranking.ranked(now)
         needle = search.strip().lower()
+        if not needle:
+            return items, keys
         digits = "".join(ch for ch in needle if ch.isdigit())
+        entries = self._entries
         chosen = [
-            entry.item
-            for entry in self._entries.values()
-            if entry.item is not None
-            and (
-                not needle
-                or needle in entry.haystack
-                or (len(digits) >= 3 and digits in entry.haystack)
-            )
+            row
+            for row, key in enumerate(keys)
+            if needle in (haystack := entries[key[3]].haystack)
+            or (len(digits) >= 3 and digits in haystack)
         ]
-        return rank(chosen, now)
+        return [items[row] for row in chosen], [keys[row] for row in chosen]
 
     def detail(self, lead_id: str, now: datetime) -> LeadDetail:
         entry = self._entries[lead_id]

@@ -22,6 +22,9 @@ def qt_asyncio(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
         yield loop
     finally:
         asyncio.set_event_loop(None)
+        # qasync marked it as the running loop (already_running=True) and never unmarks it:
+        # later tests' asyncio.run() (tests/app in the same run) would refuse to start.
+        asyncio.events._set_running_loop(None)
 
 
 @dataclass

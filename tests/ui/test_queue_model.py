@@ -1,11 +1,14 @@
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from PySide6.QtCore import Qt
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PySide6.QtCore import QPersistentModelIndex, Qt
 from PySide6.QtTest import QAbstractItemModelTester
 from pytestqt.qtbot import QtBot
 
-from app.domain.priority import WorkItem, WorkKind
+from app.domain.priority import WorkItem, WorkKind, rank
+from app.services.ranking import Ranking
 from tests.ui.conftest import FakeMonotonic
 from ui.queue_model import (
     COL_ACTION,
@@ -145,3 +148,128 @@ def test_one_lead_dropping_down_marks_nobody(qtbot: QtBot) -> None:
     model.update_items([_item(n, n * 10) for n in (5, 1, 2, 3, 4, 0)])
     assert model.mark("L5") == "moved_up"
     assert [model.mark(f"L{n}") for n in range(5)] == [""] * 5
+
+
+# -- the incremental path: rows carry their sort keys (app.services.ranking)
+
+LEADS = [f"L{n:02d}" for n in range(14)]
+_keyed_items = st.builds(
+    lambda n, kind, due, score, action: replace(
+        _item(n, due * 60, kind), score=score, action=action
+    ),
+    st.integers(0, len(LEADS) - 1),
+    st.sampled_from(list(WorkKind)),
+    st.integers(-30, 90),
+    st.integers(0, 3),
+    st.sampled_from(["Call #1", "Text #2"]),
+)
+_operations = st.one_of(
+    st.tuples(st.just("put"), _keyed_items),
+    st.tuples(st.just("drop"), st.integers(0, len(LEADS) - 1)),
+    st.tuples(st.just("advance"), st.integers(0, 20)),
+    st.tuples(st.just("back"), st.integers(1, 20)),
+    st.tuples(st.just("hold"), st.booleans()),  # the agent is reading: reorder=False
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(_keyed_items, max_size=14), st.lists(_operations, max_size=30))
+def test_random_changes_leave_the_model_in_the_order_of_a_full_sort(
+    qapp: object, first: list[WorkItem], ops: list[tuple[str, object]]
+) -> None:
+    now = [NOW]
+    current = {item.lead_id: item for item in first}
+    ranking = Ranking()
+    ranking.rebuild(current.values(), now[0])
+    mono = FakeMonotonic()
+    model = QueueModel(lambda: now[0], monotonic=mono, colors=LIGHT)
+    QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Fatal)
+    model.set_items(*ranking.ranked(now[0]))
+    resets: list[bool] = []
+    model.modelReset.connect(lambda: resets.append(True))
+    # a selection (persistent index) follows its lead through moves
+    selected = model.item_at(0)
+    persistent = QPersistentModelIndex(model.index(0, COL_NAME)) if selected else None
+    hold = False
+    for op, arg in ops:
+        if op == "put":
+            assert isinstance(arg, WorkItem)
+            current[arg.lead_id] = arg
+            ranking.put(arg.lead_id, arg, now[0])
+        elif op == "drop":
+            assert isinstance(arg, int)
+            current.pop(f"L{arg}", None)
+            ranking.drop(f"L{arg}")
+        elif op == "advance":
+            assert isinstance(arg, int)
+            now[0] += timedelta(minutes=arg)
+        elif op == "back":
+            assert isinstance(arg, int)
+            now[0] -= timedelta(minutes=arg)
+        else:
+            hold = bool(arg)
+        items, keys = ranking.ranked(now[0])
+        before = model.lead_ids()
+        applied = model.update_items(items, keys, reorder=not hold)
+        if not applied:
+            assert hold and model.lead_ids() == before
+            continue
+        expected = rank(current.values(), now[0])
+        assert [model.item_at(row) for row in range(model.rowCount())] == expected
+        assert all(model.row_of(item.lead_id) == row for row, item in enumerate(expected))
+        if hold:
+            assert model.lead_ids() == before
+        if persistent is not None and selected is not None:
+            if persistent.isValid():
+                assert model.item_at(persistent.row()).lead_id == selected.lead_id  # type: ignore[union-attr]
+            else:  # its row left; the lead may come back later as a new row
+                assert selected.lead_id not in before or selected.lead_id not in model.lead_ids()
+                selected = None
+    assert not resets
+
+
+def _keyed(items: list[WorkItem]) -> tuple[list[WorkItem], list[tuple]]:
+    ranked = sorted(items, key=lambda i: i.sort_key(NOW))
+    return ranked, [(int(i.bucket(NOW)), i.due_at, -i.score, i.lead_id) for i in ranked]
+
+
+def test_a_lead_jumping_up_is_one_row_move_and_the_only_row_marked(qtbot: QtBot) -> None:
+    mono = FakeMonotonic()
+    model = QueueModel(lambda: NOW, monotonic=mono, colors=LIGHT)
+    QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Fatal)
+    ranking = Ranking()
+    ranking.rebuild([_item(n, n * 60) for n in range(50)], NOW)
+    model.set_items(*ranking.ranked(NOW))
+    moves: list[tuple[int, int]] = []
+    model.rowsMoved.connect(lambda _p, first, _last, _d, row: moves.append((first, row)))
+    layouts: list[bool] = []
+    model.layoutChanged.connect(lambda *_: layouts.append(True))
+    ranking.put("L49", _item(49, -30, WorkKind.CUSTOMER_REPLY), NOW)
+    assert model.update_items(*ranking.ranked(NOW))
+    assert moves == [(49, 0)] and not layouts
+    assert model.lead_ids()[0] == "L49" and model.mark("L49") == "moved_up"
+    assert [model.mark(f"L{n}") for n in range(49)] == [""] * 49
+    # dropping down marks nobody; data changed in place moves nothing
+    ranking.put("L49", _item(49, 49 * 60 + 30), NOW)
+    model.update_items(*ranking.ranked(NOW))
+    assert model.lead_ids()[-1] == "L49"
+    ranking.put("L10", replace(_item(10, 600), action="Call #2"), NOW)
+    assert model.update_items(*ranking.ranked(NOW), reorder=False)
+    assert model.data(model.index(10, COL_ACTION)) == "New: Call #2"
+    assert len(moves) == 2
+
+
+def test_keyed_arrivals_flash_and_the_overdue_count_bisects(qtbot: QtBot) -> None:
+    mono = FakeMonotonic()
+    model = QueueModel(lambda: NOW, monotonic=mono, colors=LIGHT)
+    items = [_item(n, n * 60 - 150) for n in range(6)]  # three overdue
+    model.set_items(*_keyed(items))
+    assert model.overdue_count(NOW) == 3
+    with qtbot.waitSignal(model.item_arrived):
+        model.update_items(*_keyed([*items, _item(9, -500, tier="hot")]))
+    assert model.is_flashing("L9") and model.row_of("L9") == 0
+    assert model.overdue_count(NOW) == 4
+    model.update_items(*_keyed(items[2:]))
+    assert model.lead_ids() == [f"L{n}" for n in range(2, 6)]
