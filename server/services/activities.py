@@ -338,7 +338,7 @@ def _apply_effects(
         first_attempt_at=first_attempt,
     )
     cadence = cadence_summary(rules, store, lead, history, now)
-    _attach_to_lead_change(session, row.id, {"cadence": cadence})
+    attach_to_lead_change(session, row.id, {"cadence": cadence})
     return {
         "id": row.id,
         "version": row.version,
@@ -459,7 +459,7 @@ def _schedule_appointment(
     session.flush()
 
 
-def _attach_to_lead_change(session: Session, lead_id: str, extra: dict[str, Any]) -> None:
+def attach_to_lead_change(session: Session, lead_id: str, extra: dict[str, Any]) -> None:
     """Add `extra` to the lead change save_lead just recorded (we hold the lead's row lock, so
     the newest lead change for it is ours)."""
     change = session.scalar(

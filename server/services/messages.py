@@ -65,6 +65,7 @@ from server.db import (
 )
 from server.messaging import GatewayRefused, Gateways, gateways_of
 from server.messaging.twilio import OPTED_OUT_CODE
+from server.services.activities import attach_to_lead_change, cadence_summary
 from server.services.blocks import add_block, remove_blocks
 from server.services.common import add_activity, dealership_of, history_of, lead_of, save_lead
 from server.settings import Settings
@@ -839,7 +840,12 @@ def _opt_out(
                 ),
             )
             if lead.opted_out_at is None or not was_out:
-                save_lead(session, row, replace(lead, opted_out_at=now))
+                lead = replace(lead, opted_out_at=now)
+                save_lead(session, row, lead)
+                # Every client shows the cadence the server publishes: stopped, on every channel.
+                history = history_of(session, row.id)
+                cadence = cadence_summary(ctx.rules, store, lead, history, now)
+                attach_to_lead_change(session, row.id, {"cadence": cadence})
             if not was_out:
                 newly.append(row)
     lead_ids = [row.id for _, rows in by_store for row in rows]

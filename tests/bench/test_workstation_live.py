@@ -68,6 +68,9 @@ def loop(qapp: QApplication) -> Iterator[asyncio.AbstractEventLoop]:
         yield loop
     finally:
         asyncio.set_event_loop(None)
+        # qasync marks it as the running loop (already_running=True) and never unmarks it:
+        # later tests' asyncio.run() would refuse to start (see tests/ui/conftest.py).
+        asyncio.events._set_running_loop(None)
 
 
 @pytest.fixture(scope="module")
