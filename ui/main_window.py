@@ -930,8 +930,9 @@ class MainWindow(QMainWindow):
 
     def queue_changed(self, lead_ids: tuple[str, ...]) -> None:
         """The core re-derived these leads (sync or an action): re-rank, refresh the open lead.
-        During the first download the rows appear without the "new lead" flash."""
-        if self.first_load:
+        During the first download, and while the start-up derives the leads behind the cached
+        rows, the rows change without the "new lead" flash or "moved up" marks."""
+        if self.first_load or getattr(self._source, "loading", False):
             self._reload_quietly()
             return
         self.refresh()

@@ -4,16 +4,24 @@ Every change the sync engine stores (and every action the agent records) names t
 touched; only those are re-derived. A lead the server took away (reassigned, claimed by someone
 else, closed) leaves the queue. The ranked items are cached in the store as the "work_items"
 dataset so the next start can show the queue before anything is derived.
+
+Start-up (`load(background=True)`): the snapshot's rows are ranked at once (no lead is read or
+derived), then the leads are read in a worker thread and derived on the loop in small chunks,
+each telling the listeners which rows changed. A lead asked about before its turn (the selected
+row's workspace) is read and derived on demand.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from app.domain.priority import WorkItem
+from app.domain.activities import Activity
+from app.domain.leads import Channel, Lead
+from app.domain.priority import WorkItem, WorkKind
 from app.services.workqueue import LeadDetail, WorkQueue
 from app.store.db import LocalStore
 from app.store.repository import AppliedChanges, Dataset
@@ -40,6 +48,27 @@ def work_item_to_dict(item: WorkItem) -> dict[str, Any]:
     }
 
 
+def work_item_of(data: Mapping[str, Any]) -> WorkItem:
+    return WorkItem(
+        lead_id=data["lead_id"],
+        kind=WorkKind(data["kind"]),
+        due_at=datetime.fromisoformat(data["due_at"]),
+        score=int(data["score"]),
+        tier=data["tier"],
+        grade=data["grade"],
+        name=data["name"],
+        vehicle=data["vehicle"],
+        source=data["source"],
+        action=data["action"],
+        channel=Channel(data["channel"]) if data.get("channel") else None,
+        detail=data.get("detail") or "",
+    )
+
+
+# Leads derived per step of the background start-up (~0.6 ms each: the loop stays responsive).
+LOAD_CHUNK = 50
+
+
 class QueueService:
     """One agent's queue over the local store. `agent_id` None: everything stored (managers)."""
 
@@ -51,6 +80,8 @@ class QueueService:
         self._agent_id = agent_id
         self._clock = clock
         self._listeners: list[Callable[[tuple[str, ...]], None]] = []
+        self._loading: asyncio.Task[None] | None = None
+        self._stop_loading = False
 
     @property
     def work_queue(self) -> WorkQueue:
@@ -61,11 +92,84 @@ class QueueService:
         """`listener(lead_ids)` after those leads were re-derived, added or removed."""
         self._listeners.append(listener)
 
-    def load(self) -> int:
-        """Fill the queue from the store (start-up); returns how many leads it holds."""
+    def load(self, *, background: bool = False) -> int:
+        """Fill the queue from the store (start-up); returns how many leads it holds.
+
+        `background` (on a running asyncio loop): show the cached snapshot at once and derive the
+        leads in the background (`loaded()` waits for it); without a snapshot, as without it.
+        """
         now = self._clock()
-        self._queue.load(self._store.repository.all_leads_with_history(self._agent_id), now)
+        snapshot = self._snapshot() if background else None
+        if snapshot is None:
+            self._queue.load(self._store.repository.all_leads_with_history(self._agent_id), now)
+            return len(self._queue)
+        items, leads = snapshot
+        self._queue.show_snapshot(items, now, leads=leads, fetch=self._fetch)
+        self._stop_loading = False
+        self._loading = asyncio.ensure_future(self._load_in_background())
         return len(self._queue)
+
+    def _snapshot(self) -> tuple[list[WorkItem], int] | None:
+        try:
+            document = self._store.repository.document(Dataset.WORK_ITEMS)
+            if document is None:
+                return None
+            content = document.content
+            if isinstance(content, Mapping):
+                return [work_item_of(i) for i in content["items"]], int(content["leads"])
+            items = [work_item_of(i) for i in content]  # older snapshots: the items alone
+            return items, len(items)
+        except Exception:
+            log.exception("the cached queue could not be read: loading from the leads")
+            return None
+
+    def _fetch(self, lead_id: str) -> tuple[Lead, list[Activity]] | None:
+        repository = self._store.repository
+        stored = repository.stored_lead(lead_id)
+        if (
+            stored is None
+            or stored.removed_reason is not None
+            or not self._mine(stored.lead.assigned_agent_id)
+        ):
+            return None
+        return stored.lead, repository.history(lead_id)
+
+    async def _load_in_background(self) -> None:
+        try:
+            pairs = await asyncio.to_thread(
+                self._store.repository.all_leads_with_history, self._agent_id
+            )
+            loaded: set[str] = set()
+            for start in range(0, len(pairs), LOAD_CHUNK):
+                if self._stop_loading:
+                    return
+                chunk = pairs[start : start + LOAD_CHUNK]
+                loaded.update(lead.id for lead, _ in chunk)
+                changed = self._queue.derive_loaded(chunk, self._clock())
+                if changed:
+                    self._tell(tuple(changed))
+                await asyncio.sleep(0)
+            gone = self._queue.finish_loading(loaded)
+            self._tell(tuple(gone))
+        except Exception:
+            log.exception("loading the queue in the background failed")
+            self._queue.finish_loading(None)
+
+    @property
+    def loading(self) -> bool:
+        return self._loading is not None and not self._loading.done()
+
+    async def loaded(self) -> None:
+        """Wait until the background start-up (if any) has derived every lead."""
+        if self._loading is not None:
+            await asyncio.shield(self._loading)
+
+    async def stop_loading(self) -> None:
+        """Stop the background start-up (closing): waits for a read under way to end."""
+        task, self._loading = self._loading, None
+        if task is not None and not task.done():
+            self._stop_loading = True
+            await task
 
     def _mine(self, assigned: str | None) -> bool:
         return self._agent_id is None or assigned in (None, self._agent_id)
@@ -121,7 +225,6 @@ class QueueService:
     def save_snapshot(self) -> int:
         """Cache the ranked work items in the store ("work_items", fresh as of now)."""
         items = self.items()
-        self._store.repository.save_document(
-            Dataset.WORK_ITEMS, [work_item_to_dict(i) for i in items], self._clock()
-        )
+        content = {"items": [work_item_to_dict(i) for i in items], "leads": len(self._queue)}
+        self._store.repository.save_document(Dataset.WORK_ITEMS, content, self._clock())
         return len(items)

@@ -63,6 +63,15 @@ class Ranking:
     def __contains__(self, lead_id: object) -> bool:
         return lead_id in self._key_of
 
+    @property
+    def now(self) -> datetime | None:
+        """The time the order is as of (None before anything was ranked)."""
+        return self._now
+
+    def item_of(self, lead_id: str) -> WorkItem | None:
+        key = self._key_of.get(lead_id)
+        return None if key is None else self._items[bisect_left(self._keys, key)]
+
     def rebuild(self, items: Iterable[WorkItem], now: datetime) -> None:
         """Rank these items from scratch as of `now`."""
         pairs = sorted(((sort_key(item, now), item) for item in items), key=_first)
@@ -84,6 +93,8 @@ class Ranking:
         """The lead's new item (None: no open work, or gone): out of its old row, into its new."""
         if self._now is None:
             self._now = now
+        if item is not None and self.item_of(lead_id) == item:
+            return  # unchanged (a refresh that changed nothing): the row keeps its key
         self.drop(lead_id)
         if item is not None:
             if item.lead_id != lead_id:

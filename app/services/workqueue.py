@@ -79,6 +79,12 @@ class WorkQueue:
         self._legal_windows: dict[ZoneResolution, LegalWindow] = {}
         # The open items in priority order, kept incrementally (one bisect per changed lead).
         self._ranking = Ranking()
+        # Start-up from the cached snapshot: leads shown from it but not derived yet, how to
+        # read one on demand, and leads changed since (the background load must not undo them).
+        self._provisional: set[str] = set()
+        self._fetch: Callable[[str], tuple[Lead, list[Activity]] | None] | None = None
+        self._changed_while_loading: set[str] | None = None
+        self._lead_count_hint = 0
 
     def load(self, leads: Iterable[tuple[Lead, list[Activity]]], now: datetime) -> None:
         for lead, history in leads:
@@ -90,27 +96,112 @@ class WorkQueue:
     def upsert(self, lead: Lead, history: list[Activity], now: datetime) -> None:
         entry = self._derive(lead, history, now)
         self._entries[lead.id] = entry
+        self._provisional.discard(lead.id)
+        if self._changed_while_loading is not None:
+            self._changed_while_loading.add(lead.id)
         self._ranking.put(lead.id, entry.item, now)
 
     def remove(self, lead_id: str) -> bool:
         """Take a lead out of the queue (reassigned, claimed by someone else); True if it was in."""
         self._ranking.drop(lead_id)
-        return self._entries.pop(lead_id, None) is not None
+        if self._changed_while_loading is not None:
+            self._changed_while_loading.add(lead_id)
+        was_shown = lead_id in self._provisional
+        self._provisional.discard(lead_id)
+        return self._entries.pop(lead_id, None) is not None or was_shown
+
+    # Start-up: the cached snapshot first, the derivation in the background
+
+    def show_snapshot(
+        self,
+        items: Iterable[WorkItem],
+        now: datetime,
+        *,
+        leads: int,
+        fetch: Callable[[str], tuple[Lead, list[Activity]] | None],
+    ) -> None:
+        """Rank these cached items before any lead is derived (an empty queue only). Each lead is
+        derived later by `derive_loaded`, or at once when asked about (`detail`, `history`,
+        `item_for`) through `fetch(lead_id)`. `leads`: how many leads the queue held."""
+        if self._entries or len(self._ranking):
+            raise RuntimeError("the snapshot is for an empty queue")
+        chosen = list(items)
+        self._ranking.rebuild(chosen, now)
+        self._provisional = {item.lead_id for item in chosen}
+        self._fetch = fetch
+        self._changed_while_loading = set()
+        self._lead_count_hint = leads
+
+    @property
+    def loading(self) -> bool:
+        """Rows come from the snapshot and the leads are being derived in the background."""
+        return self._changed_while_loading is not None
+
+    def derive_loaded(
+        self, leads: Iterable[tuple[Lead, list[Activity]]], now: datetime
+    ) -> list[str]:
+        """Background start-up: derive these leads as read from the store, except those changed
+        since the read (sync, an action); returns the ids whose row changed."""
+        skip = self._changed_while_loading or set()
+        changed: list[str] = []
+        for lead, history in leads:
+            if lead.id in skip:
+                continue
+            before = self._ranking.item_of(lead.id)
+            self._entries[lead.id] = entry = self._derive(lead, history, now)
+            self._provisional.discard(lead.id)
+            self._ranking.put(lead.id, entry.item, now)
+            if entry.item != before:
+                changed.append(lead.id)
+        return changed
+
+    def finish_loading(self, loaded: set[str] | None) -> list[str]:
+        """The background load is complete: snapshot rows of leads no longer stored leave.
+        `loaded` None (the read failed): every row stays, derived when asked about."""
+        if loaded is None:
+            self._changed_while_loading = None
+            return []
+        gone = [lead_id for lead_id in self._provisional if lead_id not in loaded]
+        for lead_id in gone:
+            self._ranking.drop(lead_id)
+        self._provisional.clear()
+        self._changed_while_loading = None
+        self._fetch = None
+        return gone
+
+    def _entry(self, lead_id: str) -> _Entry | None:
+        """The lead's derived entry; a lead shown from the snapshot is derived now."""
+        entry = self._entries.get(lead_id)
+        if entry is None and lead_id in self._provisional and self._fetch is not None:
+            fetched = self._fetch(lead_id)
+            if fetched is None:
+                self.remove(lead_id)
+                return None
+            lead, history = fetched
+            now = self._ranking.now
+            assert now is not None
+            self._entries[lead_id] = entry = self._derive(lead, history, now)
+            self._provisional.discard(lead_id)
+            if self._changed_while_loading is not None:
+                self._changed_while_loading.add(lead_id)  # fresher than the background's read
+            self._ranking.put(lead_id, entry.item, now)
+        return entry
 
     def __contains__(self, lead_id: object) -> bool:
-        return lead_id in self._entries
+        return lead_id in self._entries or lead_id in self._provisional
 
     def item_for(self, lead_id: str) -> WorkItem | None:
         """The lead's open work item (None: nothing to do now, or not in the queue)."""
-        entry = self._entries.get(lead_id)
+        entry = self._entry(lead_id)
         return None if entry is None else entry.item
 
     def history(self, lead_id: str) -> list[Activity]:
-        entry = self._entries.get(lead_id)
+        entry = self._entry(lead_id)
         return [] if entry is None else list(entry.history)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        known = len(self._entries) + len(self._provisional)
+        return max(known, self._lead_count_hint) if self.loading else known
 
     def items(self, now: datetime, *, search: str = "") -> list[WorkItem]:
         """The open work items in priority order, filtered by `search` (name, phone, vehicle)."""
@@ -128,13 +219,15 @@ class WorkQueue:
         chosen = [
             row
             for row, key in enumerate(keys)
-            if needle in (haystack := entries[key[3]].haystack)
+            if needle in (haystack := _haystack_of(entries.get(key[3]), items[row]))
             or (len(digits) >= 3 and digits in haystack)
         ]
         return [items[row] for row in chosen], [keys[row] for row in chosen]
 
     def detail(self, lead_id: str, now: datetime) -> LeadDetail:
-        entry = self._entries[lead_id]
+        entry = self._entry(lead_id)
+        if entry is None:
+            raise KeyError(lead_id)
         lead, history = entry.lead, entry.history
         clocks = response_clocks(lead, history, self._hours, self._rules.response_policy, now=now)
         contact = tuple(
@@ -254,6 +347,11 @@ class WorkQueue:
             detail=step.reason,
             **base,
         )
+
+
+def _haystack_of(entry: _Entry | None, item: WorkItem) -> str:
+    """What a search looks in; from the row itself for a lead not derived yet."""
+    return entry.haystack if entry is not None else f"{item.name} {item.vehicle}".lower()
 
 
 def _action_text(step: PlannedStep) -> str:

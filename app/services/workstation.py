@@ -135,7 +135,7 @@ class Workstation:
         """Load the queue from the local store (works offline) and start syncing."""
         if self._started:
             return
-        self.queue.load()
+        self.queue.load(background=True)  # the cached snapshot now, the derivation after
         self.engine.start()
         if self._heartbeat_interval:
             self.start_heartbeats(self._heartbeat_interval)
@@ -181,6 +181,7 @@ class Workstation:
     async def close(self) -> None:
         """Stop syncing and close the store (the outbox stays for the next start)."""
         await self._stop_heartbeat()
+        await self.queue.stop_loading()
         if self._started:
             await self.engine.stop()
             with contextlib.suppress(Exception):
