@@ -401,7 +401,12 @@ def test_the_scheduler_runs_with_the_app(db_url: str, settings: Settings) -> Non
         lead_id = env.add_lead()
         add_job(env, "ack_email", lead_id, NOW)
         deadline = time.monotonic() + 10
-        while not env.sent_emails() and time.monotonic() < deadline:
+
+        def finished() -> bool:
+            # The e-mail leaves before the job's "done" commits: wait for both.
+            return bool(env.sent_emails()) and all(j.done_at is not None for j in env.jobs())
+
+        while not finished() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert [m.to for m in env.sent_emails()] == ["pat@example.com"]
         assert all(j.done_at is not None for j in env.jobs())
