@@ -48,6 +48,13 @@ def work_item_to_dict(item: WorkItem) -> dict[str, Any]:
     }
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def work_item_of(data: Mapping[str, Any]) -> WorkItem:
     return WorkItem(
         lead_id=data["lead_id"],
@@ -67,6 +74,11 @@ def work_item_of(data: Mapping[str, Any]) -> WorkItem:
 
 # Leads derived per step of the background start-up (~0.6 ms each: the loop stays responsive).
 LOAD_CHUNK = 50
+# A pulled page touching this many leads is a bulk download (the first sync, a long absence):
+# its leads are refreshed together a second after the first such page, each lead once however
+# many pages touched it meanwhile, instead of page by page.
+BULK_PAGE_LEADS = 100
+BULK_FLUSH_SECONDS = 1.0
 
 
 class QueueService:
@@ -82,6 +94,8 @@ class QueueService:
         self._listeners: list[Callable[[tuple[str, ...]], None]] = []
         self._loading: asyncio.Task[None] | None = None
         self._stop_loading = False
+        self._pending: dict[str, None] = {}  # bulk pages' leads waiting for one refresh
+        self._flush: asyncio.TimerHandle | None = None
 
     @property
     def work_queue(self) -> WorkQueue:
@@ -165,7 +179,9 @@ class QueueService:
             await asyncio.shield(self._loading)
 
     async def stop_loading(self) -> None:
-        """Stop the background start-up (closing): waits for a read under way to end."""
+        """Stop the background start-up (closing): waits for a read under way to end; bulk
+        pages' leads waiting for their refresh get it now."""
+        self.flush()
         task, self._loading = self._loading, None
         if task is not None and not task.done():
             self._stop_loading = True
@@ -196,12 +212,27 @@ class QueueService:
         return tuple(touched)
 
     def applied(self, changes: AppliedChanges) -> None:
-        """Sync engine listener: refresh the leads a pulled page touched."""
+        """Sync engine listener: refresh the leads a pulled page touched (a bulk page's leads
+        a moment later, together with the next pages')."""
         lead_ids: list[str] = list(changes.leads)
         lead_ids += [lead_id for lead_id, _ in changes.removed]
         if changes.activities:
             lead_ids += self._store.repository.lead_ids_of_activities(changes.activities)
+        loop = _running_loop()
+        if loop is not None and (self._pending or len(set(lead_ids)) >= BULK_PAGE_LEADS):
+            self._pending.update(dict.fromkeys(lead_ids))
+            if self._flush is None:  # at most this long after the first: rows keep coming
+                self._flush = loop.call_later(BULK_FLUSH_SECONDS, self.flush)
+            return
         self.refresh(lead_ids)
+
+    def flush(self) -> tuple[str, ...]:
+        """Refresh the leads bulk pages touched now (each once)."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        pending, self._pending = self._pending, {}
+        return self.refresh(pending) if pending else ()
 
     def _tell(self, lead_ids: tuple[str, ...]) -> None:
         for listener in list(self._listeners):

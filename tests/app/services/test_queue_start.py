@@ -84,3 +84,32 @@ def test_without_a_snapshot_the_background_start_loads_at_once(tmp_path: Path) -
         asyncio.run(main())
     finally:
         store.close()
+
+
+def test_bulk_pages_refresh_each_lead_once_a_moment_later_small_pages_at_once(
+    tmp_path: Path,
+) -> None:
+    from app.services import queue as queue_module
+    from app.store.repository import AppliedChanges
+
+    store = open_local_store(tmp_path / "local.db", KEY)
+    try:
+        leads = [make_lead(f"lead-{n:03d}") for n in range(150)]
+        store.repository.apply_changes([lead_change(lead) for lead in leads], "1")
+
+        async def main() -> None:
+            service = _service(store)
+            told: list[tuple[str, ...]] = []
+            service.on_changed(told.append)
+            ids = tuple(lead.id for lead in leads)
+            service.applied(AppliedChanges(leads=ids))
+            service.applied(AppliedChanges(leads=ids[:5]))  # joins the waiting bulk
+            assert told == [] and len(service.work_queue) == 0
+            await asyncio.sleep(queue_module.BULK_FLUSH_SECONDS + 0.3)
+            assert told == [ids]  # once, each lead once
+            service.applied(AppliedChanges(leads=ids[:1]))
+            assert told[-1] == ids[:1]  # a small page: at once
+
+        asyncio.run(main())
+    finally:
+        store.close()
