@@ -63,7 +63,6 @@ class _Entry:
     history: list[Activity]
     score: LeadScore
     zone: ZoneResolution
-    plan: CadencePlan
     item: WorkItem | None
     haystack: str  # lower-case name, phones and vehicle, for search
 
@@ -240,6 +239,14 @@ class WorkQueue:
             for channel in (Channel.CALL, Channel.TEXT, Channel.EMAIL)
         )
         phone = lead.primary_phone
+        cadence_plan = plan(
+            self._rules.cadences.values(),
+            lead,
+            history,
+            now,
+            zone=entry.zone.primary_zone,
+            legal_window=self._legal_window(entry.zone),
+        )
         return LeadDetail(
             lead=lead,
             score=entry.score,
@@ -247,8 +254,8 @@ class WorkQueue:
             zone=entry.zone,
             customer_time=entry.zone.local_time(now),
             contact=contact,
-            plan=entry.plan,
-            next_text=describe_next(entry.plan, entry.zone.primary_zone),
+            plan=cadence_plan,
+            next_text=describe_next(cadence_plan, entry.zone.primary_zone),
             timeline=tuple(sorted(history, key=lambda a: a.at, reverse=True)),
             phone_display=format_for_display(phone.e164) if phone and phone.e164 else "",
         )
@@ -271,7 +278,8 @@ class WorkQueue:
         phones = " ".join(f"{p.raw} {p.e164 or ''}" for p in lead.phones)
         vehicle = lead.vehicle.description if lead.vehicle else ""
         haystack = f"{lead.person.full_name} {phones} {vehicle}".lower()
-        return _Entry(lead, history, score, zone, cadence_plan, item, haystack)
+        # The plan is not kept (half of a lead's derived memory): `detail` plans again.
+        return _Entry(lead, history, score, zone, item, haystack)
 
     def _legal_window(self, zone: ZoneResolution) -> LegalWindow:
         """One cached legal-window function per distinct zone set (most leads share a few)."""
