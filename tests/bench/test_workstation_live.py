@@ -225,13 +225,22 @@ def test_post_to_row_visible_over_sse(bench: Recorder, live: Live) -> None:
     for _ in range(POSTS):
         lead = make_lead(rng, datetime.now(UTC))
         out: dict[str, Any] = {}
+        # a generated lead matching a stored one (phone, e-mail) is merged into it by the
+        # intake: the answer names that lead, whose row was already there — nothing to time
+        shown_before = set(model.lead_ids())
         poster = threading.Thread(target=_post, args=(live.server, lead_document(lead), out))
         poster.start()
 
-        def shown_or_no_work(out: dict[str, Any] = out, queue: Any = work) -> bool:
+        def shown_or_no_work(
+            out: dict[str, Any] = out, queue: Any = work, before: set[str] = shown_before
+        ) -> bool:
             lead_id = out.get("lead_id")
             # a lead with no open work (spam, junk contact data) never gets a row
-            return lead_id in seen or (lead_id in queue and queue.item_for(lead_id) is None)
+            return (
+                lead_id in seen
+                or lead_id in before
+                or (lead_id in queue and queue.item_for(lead_id) is None)
+            )
 
         spin_until(shown_or_no_work, timeout=60)
         poster.join()
