@@ -181,7 +181,7 @@ class QueueService:
     async def stop_loading(self) -> None:
         """Stop the background start-up (closing): waits for a read under way to end; bulk
         pages' leads waiting for their refresh get it now."""
-        self.flush()
+        self._flush_logged()
         task, self._loading = self._loading, None
         if task is not None and not task.done():
             self._stop_loading = True
@@ -222,9 +222,15 @@ class QueueService:
         if loop is not None and (self._pending or len(set(lead_ids)) >= BULK_PAGE_LEADS):
             self._pending.update(dict.fromkeys(lead_ids))
             if self._flush is None:  # at most this long after the first: rows keep coming
-                self._flush = loop.call_later(BULK_FLUSH_SECONDS, self.flush)
+                self._flush = loop.call_later(BULK_FLUSH_SECONDS, self._flush_logged)
             return
         self.refresh(lead_ids)
+
+    def _flush_logged(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            log.exception("refreshing the queue after a bulk download failed")
 
     def flush(self) -> tuple[str, ...]:
         """Refresh the leads bulk pages touched now (each once)."""
