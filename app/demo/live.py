@@ -19,33 +19,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import keyring.errors
-from keyring.backend import KeyringBackend
-from keyring.compat import properties
+from app.sync.credentials import MemoryKeyring
 
 DEMO_USERNAME = "ana"
 
 
-class DemoKeyring(KeyringBackend):
-    """A keyring that lives in memory (the demo's sign-in and store key vanish at exit)."""
-
-    @properties.classproperty
-    def priority(cls) -> float:
-        raise RuntimeError("demo backend: passed explicitly, never chosen by keyring")
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.entries.pop((service, username), None) is None:
-            raise keyring.errors.PasswordDeleteError(username)
+# The demo's sign-in and store key vanish at exit: never the PC's real password store.
+DemoKeyring = MemoryKeyring
 
 
 def _free_port() -> int:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import keyring
 import keyring.errors
 from keyring.backend import KeyringBackend
+from keyring.compat import properties
 
 PROGRAM_NAME = "BDC Workstation"
 
@@ -146,3 +147,28 @@ def open_secret_store(
         True,
         f"Your sign-in is kept in this PC's secure password store ({name}).",
     )
+
+
+class MemoryKeyring(KeyringBackend):
+    """A keyring that lives in this process's memory: the demo's sign-in, and tests. Passed
+    explicitly (SignInService.open(keyring_backend=...)); keyring never picks it by itself."""
+
+    @properties.classproperty
+    def priority(cls) -> float:
+        # Every backend class registers itself with keyring; a priority that raises makes this
+        # one "not viable", so keyring's own choice never lands on it.
+        raise RuntimeError("in-memory keyring: passed explicitly, never chosen by keyring")
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        if self.entries.pop((service, username), None) is None:
+            raise keyring.errors.PasswordDeleteError(username)

@@ -22,14 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import keyring.errors
 import uvicorn
-from keyring.backend import KeyringBackend
-from keyring.compat import properties
 from sqlalchemy import func, select
 
 from app.rulebook import Rulebook, load_rulebook
 from app.services.workstation import Workstation, WorkstationConfig, build_workstation
+from app.sync.credentials import MemoryKeyring
 from app.sync.engine import SyncSettings
 from app.sync.signin import Account, SignInService
 from server.app import create_app
@@ -58,28 +56,6 @@ def rulebook() -> Rulebook:
     if _rulebook is None:
         _rulebook = load_rulebook()
     return _rulebook
-
-
-class MemoryKeyring(KeyringBackend):
-    """A secure-looking keyring that lives in this test's memory."""
-
-    @properties.classproperty
-    def priority(cls) -> float:
-        raise RuntimeError("test backend: passed explicitly, never chosen by keyring")
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.entries.pop((service, username), None) is None:
-            raise keyring.errors.PasswordDeleteError(username)
 
 
 def free_port() -> int:

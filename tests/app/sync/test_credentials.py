@@ -9,12 +9,12 @@ import keyring.errors
 import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import fail
-from keyring.compat import properties
 
 from app.store import database_key
 from app.sync.credentials import (
     NO_KEYRING_MESSAGE,
     KeyringSecretStore,
+    MemoryKeyring,
     SecretStoreError,
     SessionSecretStore,
     db_key_name,
@@ -24,30 +24,6 @@ from app.sync.credentials import (
 )
 
 SERVICE = "BDC Workstation (crm.example.com)"
-
-
-class MemoryKeyring(KeyringBackend):
-    """A secure-looking keyring that lives in this test's memory."""
-
-    @properties.classproperty
-    def priority(cls) -> float:
-        # Every backend class registers itself with keyring; a priority that raises makes this
-        # one "not viable", so keyring never picks it by itself for another test.
-        raise RuntimeError("test backend: installed only with keyring.set_keyring")
-
-    def __init__(self) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.entries: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.entries.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.entries[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.entries.pop((service, username), None) is None:
-            raise keyring.errors.PasswordDeleteError(username)
 
 
 class BrokenKeyring(MemoryKeyring):
