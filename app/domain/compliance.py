@@ -596,8 +596,9 @@ def _call_cap(
     if cap is None:
         return None
     limit, state = cap
+    now = now.astimezone(UTC)  # real hours, whatever zone the caller's `now` is in
     calls = sorted(
-        a.at
+        a.at.astimezone(UTC)
         for a in known
         if a.kind is ActivityKind.CALL
         and a.direction is Direction.OUTBOUND
@@ -672,7 +673,9 @@ def check_contact(
     channel = _check_inputs(rules, resolution, channel)
     if not isinstance(lead, Lead):
         raise ComplianceError(f"a Lead expected, got {type(lead).__name__}")
-    now = require_aware(now, "now")
+    # In UTC: timedelta arithmetic on a zoned datetime is wall-clock arithmetic, so "24 hours
+    # before" a local time would span 25 real hours across a DST change.
+    now = require_aware(now, "now").astimezone(UTC)
     if isinstance(purpose, str) and not isinstance(purpose, ContactPurpose):
         if purpose not in {p.value for p in ContactPurpose}:
             raise ComplianceError(f"unknown contact purpose {purpose!r}")
