@@ -6,8 +6,8 @@ Clocks, scoring, cadences, compliance caps and funnel metrics are all computed f
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from enum import Flag, StrEnum, auto
 
 from app.domain.errors import InvalidActivityError
@@ -122,5 +122,30 @@ _CHANNEL_OF = {
 
 
 def in_order(activities: Iterable[Activity]) -> list[Activity]:
-    """Activities sorted by time, ties kept in the order given (append order)."""
-    return sorted(activities, key=lambda a: a.at)
+    """Activities sorted by time, ties kept in the order given (append order).
+
+    Sorted by instant (UTC): Python compares two datetimes that share a tzinfo by wall time,
+    ignoring the DST fold, so 1:50 CDT would sort after 1:10 CST, forty minutes later.
+    """
+    return sorted(activities, key=_instant)
+
+
+def _instant(activity: Activity) -> datetime:
+    return activity.at.astimezone(UTC)
+
+
+def in_utc(activity: Activity) -> Activity:
+    """`activity` with `at` and `scheduled_for` in UTC (itself when they already are).
+
+    Rules that add durations to activity times or compare them call this first: timedelta
+    arithmetic on a zoned datetime is wall-clock arithmetic (1:30 CDT + 1 h is 2:30 CST, two real
+    hours later on the fall-back night), and zoned comparisons ignore the DST fold.
+    """
+    scheduled = activity.scheduled_for
+    if activity.at.tzinfo is UTC and (scheduled is None or scheduled.tzinfo is UTC):
+        return activity
+    return replace(
+        activity,
+        at=activity.at.astimezone(UTC),
+        scheduled_for=None if scheduled is None else scheduled.astimezone(UTC),
+    )

@@ -10,7 +10,10 @@ Timing rules (the file format documents them too):
   it was done, else its planned time), or "start" (when the cadence began), "appointment" (the
   appointment slot), "no_show" (when the no-show was recorded) or an earlier step's id.
 - Offsets in s/m/h are exact durations. "Nd" means N calendar days later in the customer's zone, at
-  the anchor's time of day when that fits the step's window, else when the window opens.
+  the anchor's time of day when that fits the step's window, else when the window opens. A run's
+  max_days count the same way, so a step on its last day is kept across a DST change.
+- Instants are handled in UTC (activities are converted on the way in): timedelta arithmetic and
+  comparisons on zoned datetimes are wall-clock, an hour off across a DST change.
 - A step waits for the next moment inside (its window ∩ the legal window); because later steps
   count from it, they shift by the same delay and nothing bunches up. A step not done by "now" is
   re-timed to the first allowed moment from now on.
@@ -32,6 +35,7 @@ from app.domain.activities import (
     Direction,
     DispositionFlag,
     in_order,
+    in_utc,
 )
 from app.domain.errors import DomainError, ResourceError
 from app.domain.leads import Channel, Lead, LeadStatus, SourceType
@@ -279,7 +283,7 @@ class CadencePlan:
     cadence_id: str | None
     cadence_name: str
     started_at: datetime | None
-    ends_at: datetime | None  # started_at + max_days
+    ends_at: datetime | None  # started_at + max_days calendar days in the customer's zone
     done: tuple[DoneStep, ...]
     skipped: tuple[SkippedStep, ...]
     next_steps: tuple[PlannedStep, ...]  # in order; due times non-decreasing
@@ -773,6 +777,13 @@ class _Planner:
             wanted = span[0]  # the anchor's time of day is outside the window: when it opens
         return wanted
 
+    def ends_at(self, inst: _Instance) -> datetime:
+        """When the run's max_days are over: that many calendar days later in the customer's
+        zone, at the start's time of day (as "Nd" offsets count), in UTC."""
+        local = inst.started_at.astimezone(self.zone)
+        day = local.date() + timedelta(days=inst.cadence.max_days)
+        return self._local(day, local.time())
+
     # ----- matching and timeline
 
     def reachable(self, channel: StepChannel) -> str | None:
@@ -798,7 +809,7 @@ class _Planner:
         """Steps done, skipped, waiting and planned for one cadence run, as of `until`."""
         cadence = inst.cadence
         result = _Timeline()
-        ends_at = inst.started_at + timedelta(days=cadence.max_days)
+        ends_at = self.ends_at(inst)
         last_day = ends_at.astimezone(self.zone).date() + timedelta(days=1)
         used: set[str] = set()
         taken: set[tuple[StepChannel, datetime]] = set()
@@ -1240,7 +1251,7 @@ def plan(
         cadence_id=cadence.id,
         cadence_name=cadence.name,
         started_at=inst.started_at,
-        ends_at=inst.started_at + timedelta(days=cadence.max_days),
+        ends_at=planner.ends_at(inst),
         done=tuple(timeline.done),
         skipped=tuple(timeline.skipped),
         next_steps=pending,
@@ -1267,7 +1278,9 @@ def _checked_history(history: Iterable[Activity], lead_id: str, now: datetime) -
         _in_range(item.at.astimezone(UTC), f"activity {item.id} 'at'")
         if item.scheduled_for is not None:
             _in_range(item.scheduled_for.astimezone(UTC), f"activity {item.id} 'scheduled_for'")
-    return [a for a in in_order(items) if a.at <= now]
+    # In UTC from here on: step offsets in s/m/h are real durations, and timedelta arithmetic or
+    # comparison on zoned datetimes would be wall-clock (an hour off across a DST change).
+    return [in_utc(a) for a in in_order(items) if a.at <= now]
 
 
 class _Replay:

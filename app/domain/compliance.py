@@ -29,7 +29,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
-from app.domain.activities import Activity, ActivityKind, Direction, DispositionFlag, in_order
+from app.domain.activities import (
+    Activity,
+    ActivityKind,
+    Direction,
+    DispositionFlag,
+    in_order,
+    in_utc,
+)
 from app.domain.errors import DomainError
 from app.domain.leads import Channel, ConsentScope, Lead, LeadStatus
 from app.domain.phones import Phone, format_for_display, make_phone
@@ -387,7 +394,7 @@ def within_window(
     rules: CallingRules, resolution: ZoneResolution, channel: Channel, when: datetime
 ) -> bool:
     """Whether `when` falls inside that day's legal window."""
-    when = require_aware(when, "when")
+    when = require_aware(when, "when").astimezone(UTC)  # zoned comparisons ignore the DST fold
     window = legal_window(rules, resolution, channel, resolution.local_time(when).date())
     return window is not None and window[0] <= when < window[1]
 
@@ -397,12 +404,12 @@ def next_window_start(
 ) -> datetime | None:
     """The first moment at or after `after` inside a legal window (in the primary zone), or None
     when the rules allow none in the coming year."""
-    after = require_aware(after, "after")
+    after = require_aware(after, "after").astimezone(UTC)  # zoned comparisons ignore the DST fold
     day = resolution.local_time(after).date()
     for _ in range(_SEARCH_DAYS):
         window = legal_window(rules, resolution, channel, day)
         if window is not None and after < window[1]:
-            return max(after.astimezone(resolution.primary_zone), window[0])
+            return max(after, window[0].astimezone(UTC)).astimezone(resolution.primary_zone)
         day += timedelta(days=1)
     return None
 
@@ -422,11 +429,12 @@ def opted_out_since(lead: Lead, history: Iterable[Activity], now: datetime) -> d
     """When the customer's standing opt-out began (None when they are not opted out at `now`).
     The latest of lead.opted_out_at, OPT_OUT activities and do-not-contact dispositions wins
     unless a later OPT_IN follows it; at the same instant the opt-out wins."""
-    now = require_aware(now, "now")
+    # In UTC: events sorted as zoned datetimes would ignore the DST fold.
+    now = require_aware(now, "now").astimezone(UTC)
     numbers = _lead_numbers(lead)
     events: list[tuple[datetime, int]] = []  # (when, 1 = out / 0 = in)
     if lead.opted_out_at is not None and lead.opted_out_at <= now:
-        events.append((lead.opted_out_at, 1))
+        events.append((lead.opted_out_at.astimezone(UTC), 1))
     for activity in _known(history, now):
         if not _about_lead(activity, lead, numbers):
             continue
@@ -445,14 +453,15 @@ def opted_out_since(lead: Lead, history: Iterable[Activity], now: datetime) -> d
 
 
 def _known(history: Iterable[Activity], now: datetime) -> list[Activity]:
-    """The history as known at `now`, in order; later records have not happened yet."""
+    """The history as known at `now`, in order and in UTC; later records have not happened yet.
+    (In UTC because timedelta arithmetic and comparisons on zoned datetimes are wall-clock.)"""
     if isinstance(history, (str, bytes)) or not isinstance(history, Iterable):
         raise ComplianceError(f"history must be a list of activities, got {type(history).__name__}")
     items = list(history)
     for item in items:
         if not isinstance(item, Activity):
             raise ComplianceError(f"history holds a {type(item).__name__}, not an Activity")
-    return [a for a in in_order(items) if a.at <= now]
+    return [in_utc(a) for a in in_order(items) if a.at <= now]
 
 
 # --- The check ----------------------------------------------------------------------------------
@@ -732,7 +741,8 @@ def check_contact(
                 reasons.append(
                     BlockReason(
                         BlockCode.BAD_NUMBER,
-                        f"{_display(address)} was marked a bad number on {bad_at:%Y-%m-%d}",
+                        f"{_display(address)} was marked a bad number on "
+                        f"{bad_at.astimezone(resolution.primary_zone):%Y-%m-%d}",
                     )
                 )
         if not confirming:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -146,7 +146,8 @@ def disposition_activity(
             raise InvalidActivityError(
                 f"disposition {code!r}: scheduled_for must carry a time zone (got a naive datetime)"
             )
-        if scheduled_for < at:
+        # In UTC: zoned datetimes sharing a zone compare by wall time, ignoring the DST fold.
+        if scheduled_for.astimezone(UTC) < at.astimezone(UTC):
             raise InvalidActivityError(
                 f"disposition {code!r}: scheduled_for {scheduled_for.isoformat()} is before "
                 f"the time it was logged ({at.isoformat()})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TypeVar
 
@@ -147,7 +147,11 @@ class Consent:
     revoked_at: datetime | None = None
 
     def active_at(self, when: datetime) -> bool:
-        return self.granted_at <= when and (self.revoked_at is None or when < self.revoked_at)
+        # In UTC: two datetimes sharing a zone compare by wall time, ignoring the DST fold.
+        instant = when.astimezone(UTC)
+        return self.granted_at.astimezone(UTC) <= instant and (
+            self.revoked_at is None or instant < self.revoked_at.astimezone(UTC)
+        )
 
 
 @dataclass(frozen=True, slots=True)

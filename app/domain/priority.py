@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum, StrEnum
 
 from app.domain.leads import Channel
@@ -62,6 +62,12 @@ class WorkItem:
     channel: Channel | None = None
     detail: str = ""  # why this step exists, e.g. "4 h after the first call, afternoon window"
 
+    def __post_init__(self) -> None:
+        # Kept in UTC: the queue subtracts `now` from it and sorts by it, and two datetimes that
+        # share a zone compare and subtract by wall time (an hour off across a DST change).
+        if self.due_at.tzinfo is not None and self.due_at.tzinfo is not UTC:
+            object.__setattr__(self, "due_at", self.due_at.astimezone(UTC))
+
     def bucket(self, now: datetime) -> Bucket:
         bucket = _BUCKET_OF_KIND[self.kind]
         if bucket is Bucket.PROMISED_TIME and self.due_at - now > PROMISED_LEAD_TIME:
@@ -111,7 +117,7 @@ def _relative(delta: timedelta) -> str:
 
 def countdown_text(due_at: datetime, now: datetime) -> str:
     """mm:ss until the deadline; '+mm:ss' counting up once breached; hours as h:mm:ss."""
-    seconds = int((due_at - now).total_seconds())
+    seconds = int((due_at.astimezone(UTC) - now.astimezone(UTC)).total_seconds())
     sign = "" if seconds >= 0 else "+"
     seconds = abs(seconds)
     hours, rest = divmod(seconds, 3600)
