@@ -213,10 +213,8 @@ async def run_workstation(args: argparse.Namespace) -> int:
                 open_url=lambda url: QDesktopServices.openUrl(QUrl(url)),
                 call_control=workstation.api,
             )
-        on_call_change = getattr(dialer, "on_call_change", None)
-        if on_call_change is not None:
-            # Server-side calls report their progress through the change feed.
-            workstation.engine.on_entity("call", on_call_change)
+        # Server-side calls report their progress through the change feed (others ignore it).
+        workstation.engine.on_entity("call", dialer.on_call_change)
         cleanup.append(dialer.close)
         if not remember:
             cleanup.append(lambda: signin.forget_token(account.username))

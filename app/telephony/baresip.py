@@ -22,7 +22,7 @@ import contextlib
 import itertools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -139,6 +139,7 @@ class _Call:
 class BaresipDialer:
     name = "baresip"
     reports_state = True
+    records_calls = False  # the services log the call from its events
 
     def __init__(
         self,
@@ -189,6 +190,9 @@ class BaresipDialer:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._hub.subscribe(listener)
+
+    def on_call_change(self, payload: Mapping[str, Any]) -> None:
+        """Server-side calls only: this backend's calls do not come through the sync feed."""
 
     def subscribe_status(self, listener: StatusListener) -> Callable[[], None]:
         """`listener(connected, detail)` on every connect and disconnect (for the status bar)."""

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from app.telephony.model import (
     CallAnswered,
@@ -77,6 +78,7 @@ def draw_script(rng: random.Random) -> Script:
 class DemoDialer:
     name = "demo"
     reports_state = True
+    records_calls = False  # the services log the call from its events
 
     def __init__(self, seed: int = 7, *, speed: float = 1.0, clock: Clock = utc_now) -> None:
         self._rng = random.Random(seed)
@@ -94,6 +96,9 @@ class DemoDialer:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._hub.subscribe(listener)
+
+    def on_call_change(self, payload: Mapping[str, Any]) -> None:
+        """Server-side calls only: this backend's calls do not come through the sync feed."""
 
     def _at(self, started: datetime, seconds: float) -> datetime:
         """Simulated time: the dial time plus `seconds` of call time."""

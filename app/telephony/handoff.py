@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from app.telephony.model import (
@@ -62,6 +63,7 @@ def system_url_opener(url: str) -> bool:
 class HandoffDialer:
     name = "handoff"
     reports_state = False
+    records_calls = False  # the services log the call from its events
 
     def __init__(
         self,
@@ -85,6 +87,9 @@ class HandoffDialer:
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         return self._hub.subscribe(listener)
+
+    def on_call_change(self, payload: Mapping[str, Any]) -> None:
+        """Server-side calls only: this backend's calls do not come through the sync feed."""
 
     async def dial(self, request: DialRequest) -> CallHandle:
         if self._active is not None:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from app.domain.dispositions import AfterEvent
 from app.domain.leads import Lead
@@ -225,6 +225,9 @@ class Dialer(Protocol):
 
     name: str  # "handoff", "baresip", "demo", "server"
     reports_state: bool  # False: no ringing/answered/ended comes back (hand-off)
+    # True: the lead API writes the call's CALL activity itself (server-side calls), so the
+    # services must not log one from this dialer's events. Default False.
+    records_calls: bool
 
     async def dial(self, request: DialRequest) -> CallHandle:
         """Start a call; events follow. Raises DialerUnavailable, CallInProgress or
@@ -241,6 +244,11 @@ class Dialer(Protocol):
 
     @property
     def active_call(self) -> CallHandle | None: ...
+
+    def on_call_change(self, payload: Mapping[str, Any]) -> None:
+        """A "call" entity from the sync feed (`SyncEngine.on_entity("call", ...)`): how
+        server-side calls report their progress. Default: ignore it (local backends)."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import qasync
@@ -33,6 +34,7 @@ class FakeDialer:
 
     name: str = "fake"
     reports_state: bool = True
+    records_calls: bool = False
     dialed: list[DialRequest] = field(default_factory=list)
     hung_up: int = 0
     hub: EventHub = field(default_factory=EventHub)
@@ -49,6 +51,9 @@ class FakeDialer:
 
     def subscribe(self, listener: Callable[[CallEvent], None]) -> Callable[[], None]:
         return self.hub.subscribe(listener)
+
+    def on_call_change(self, payload: Mapping[str, Any]) -> None:
+        pass
 
     @property
     def active_call(self) -> CallHandle | None:
