@@ -76,6 +76,7 @@ class LiveSession:
             pick_time=pick_time,
             sync_status=workstation.status,
             agent_id=account.user_id,
+            named_changes=True,  # wired below: workstation.on_queue_changed
             **extra,
         )
         self.window.notifier.enabled = notifications

@@ -84,6 +84,8 @@ from ui.workspace import render_lead_html, render_script_html
 SETTLE_SECONDS = 1.5  # reorder only after the agent left the list alone this long
 MAX_DEFER_SECONDS = 15.0  # ... or at the latest after this long
 REFRESH_EVERY_TICKS = 2
+# Once a minute the refresh compares every row, whatever was named (a safety net: ~12 ms at 50k).
+COMPARE_ALL_EVERY_TICKS = 60
 COMPLIANCE_EVERY_TICKS = 5
 TAB_LEAD, TAB_SCRIPT, TAB_TEXT, TAB_EMAIL, TAB_NOTES = range(5)
 
@@ -144,7 +146,11 @@ class MainWindow(QMainWindow):
         sync_status: SyncStatus | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         agent_id: str | None = None,
+        named_changes: bool = False,
     ) -> None:
+        """`named_changes`: every change to `source` is told to `queue_changed(lead_ids)` (the
+        core's `QueueService.on_changed`), so a refresh updates only those rows; else (the
+        in-process preview) every refresh compares all rows."""
         super().__init__()
         self._source = source
         self._actions = actions
@@ -172,6 +178,9 @@ class MainWindow(QMainWindow):
         self._last_call_events: tuple[CallEvent, ...] = ()
         self._undo_leads: dict[str, str] = {}
         self._logging = False  # a disposition is on its way: the keys wait
+        # Leads the core re-derived since the rows last caught up (the next refresh's work).
+        self._named_changes = named_changes
+        self._changed: dict[str, None] = {}
         self.undo_window = timedelta(seconds=UNDO_SECONDS)  # the core holds it back this long
         self.setWindowTitle(title)
 
@@ -365,7 +374,7 @@ class MainWindow(QMainWindow):
         self.countdown_timer.timeout.connect(self._tick)
         self.countdown_timer.start()
 
-        self.model.set_items(*self._visible())
+        self._show_all()
         self._update_counts()
         self._show_workspace(None)
         self._restore_layout()
@@ -447,16 +456,20 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ data flow
 
-    def _visible_items(self) -> list[WorkItem]:
-        return self._source.items(self._clock(), search=self.search.text())
-
-    def _visible(self) -> tuple[list[WorkItem], list[tuple[Any, ...]] | None]:
+    def _visible(self, now: datetime) -> tuple[list[WorkItem], list[tuple[Any, ...]] | None]:
         """The rows to show and their sort keys (None from a source without keys)."""
         ranked = getattr(self._source, "ranked", None)
         if ranked is None:
-            return self._visible_items(), None
-        items, keys = ranked(self._clock(), search=self.search.text())
+            return self._source.items(now, search=self.search.text()), None
+        items, keys = ranked(now, search=self.search.text())
         return items, keys
+
+    def _show_all(self) -> None:
+        """A different set of rows (start, a new search): the model is reset."""
+        now = self._clock()
+        items, keys = self._visible(now)
+        self.model.set_items(items, keys, now=now)
+        self._changed.clear()
 
     def _touched(self) -> None:
         self._last_touch = self._monotonic()
@@ -467,11 +480,33 @@ class MainWindow(QMainWindow):
             return True
         return self._deferred_since is not None and now - self._deferred_since >= MAX_DEFER_SECONDS
 
-    def refresh(self, *, force: bool = False) -> None:
-        """Re-rank; apply a new order only once the agent left the list alone (or `force`)."""
-        items, keys = self._visible()
+    def refresh(self, *, force: bool = False, compare_all: bool = False) -> None:
+        """Re-rank; apply a new order only once the agent left the list alone (or `force`).
+
+        The rows of the leads the core named since the last refresh (`queue_changed`) are
+        updated one by one (`QueueModel.update_leads`, O(changes · log n)); without those names
+        (the in-process preview, a source without keys, the start-up load, the clock set back)
+        or with `compare_all`, every row is compared."""
+        now = self._clock()
+        items, keys = self._visible(now)
         # Changes that keep the order apply at once; a new order waits until the agent settles.
-        if self.model.update_items(items, keys, reorder=force or self._settled()):
+        reorder = force or self._settled()
+        applied: bool | None = None
+        item_for = getattr(self._source, "item_for", None)
+        if (
+            self._named_changes
+            and not compare_all
+            and keys is not None
+            and item_for is not None
+            and not getattr(self._source, "loading", False)
+        ):
+            applied = self.model.update_leads(
+                self._changed, items, keys, now, item_for, reorder=reorder
+            )
+        if applied is None:
+            applied = self.model.update_items(items, keys, reorder=reorder, now=now)
+        if applied:
+            self._changed.clear()
             self._deferred_since = None
         elif self._deferred_since is None:
             self._deferred_since = self._monotonic()
@@ -481,7 +516,7 @@ class MainWindow(QMainWindow):
 
     def _search_changed(self) -> None:
         current = self.current_item()
-        self.model.set_items(*self._visible())
+        self._show_all()
         self._update_counts()
         if current is not None:
             self._select_lead(current.lead_id)
@@ -493,7 +528,7 @@ class MainWindow(QMainWindow):
         self._update_call_timer()
         self.presence.show_presence(self.presence.presence, self._clock())
         if self._ticks % REFRESH_EVERY_TICKS == 0:
-            self.refresh()
+            self.refresh(compare_all=self._ticks % COMPARE_ALL_EVERY_TICKS == 0)
         if self._ticks % COMPLIANCE_EVERY_TICKS == 0:
             self.text_composer.refresh_compliance()
             self.email_composer.refresh_compliance()
@@ -733,7 +768,7 @@ class MainWindow(QMainWindow):
             self.last_call is not None
             and self._last_call_lead == item.lead_id
             # The lead API writes the CALL activity itself for server-side calls.
-            and not getattr(self._dialer, "records_calls", False)
+            and not self._dialer.records_calls
         ):
             # A hand-off call ends at the disposition; whether anyone answered, it says.
             call = CallRecord.from_events(
@@ -770,11 +805,13 @@ class MainWindow(QMainWindow):
     def _disposition_failed(self, error: BaseException) -> None:
         self._logging = False
         self.disposition_bar.show_error(f"Not logged: {error}")
+        self.refresh()  # whatever the core changed meanwhile
 
     def _disposition_logged(self, item: WorkItem, result: DispositionResult) -> None:
         self._logging = False
         if not result.ok:
             self.disposition_bar.show_error(result.message)
+            self.refresh()
             return
         self.last_call = None
         self._last_call_events = ()
@@ -917,11 +954,13 @@ class MainWindow(QMainWindow):
     def _reload_quietly(self) -> None:
         """Show the queue as it is, without flashing or announcing anything as new."""
         current = self.current_item()
-        items, keys = self._visible()
+        now = self._clock()
+        items, keys = self._visible(now)
         if keys is None:
             self.model.set_items(items)
         else:  # rows move in place: no reset per page of the first download
-            self.model.update_items(items, keys, announce=False, marks=False)
+            self.model.update_items(items, keys, announce=False, marks=False, now=now)
+        self._changed.clear()
         self._update_counts()
         if current is not None:
             self._select_lead(current.lead_id)
@@ -932,9 +971,12 @@ class MainWindow(QMainWindow):
         """The core re-derived these leads (sync or an action): re-rank, refresh the open lead.
         During the first download, and while the start-up derives the leads behind the cached
         rows, the rows change without the "new lead" flash or "moved up" marks."""
+        self._changed.update(dict.fromkeys(lead_ids))
         if self.first_load or getattr(self._source, "loading", False):
             self._reload_quietly()
             return
+        if self._logging:
+            return  # a disposition is on its way: its result refreshes once and picks the next
         self.refresh()
         current = self.current_item()
         if current is not None and current.lead_id in lead_ids and self._call_lead is None:

@@ -18,9 +18,10 @@ avoid: brushes, fonts and alignments are made once and handed out.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from itertools import compress
 from typing import Any
@@ -34,8 +35,17 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QColor, QFont
 
-from app.domain.priority import WorkItem, WorkKind, countdown_text, why_first
+from app.domain.priority import (
+    PROMISED_LEAD_TIME,
+    WorkItem,
+    WorkKind,
+    countdown_text,
+    why_first,
+)
+from app.services.ranking import sort_key, turns_at
 from ui.theme import Colors, current_colors
+
+log = logging.getLogger(__name__)
 
 COL_DUE = 0
 COL_NAME = 1
@@ -149,6 +159,8 @@ class QueueModel(QAbstractTableModel):
         self._keys: list[Key] | None = None
         self._key_of: dict[str, Key] = {}
         self._rows: dict[str, int] | None = None  # lead id → row without keys, built on demand
+        # The time the keys are as of (the `now` they were ranked at), when the owner said.
+        self._as_of: datetime | None = None
         self._flash_until: dict[str, float] = {}
         self._moved_until: dict[str, float] = {}
         self._phase = False
@@ -310,11 +322,19 @@ class QueueModel(QAbstractTableModel):
 
     # Updates from the owner of the data
 
-    def set_items(self, items: Sequence[WorkItem], keys: Sequence[Key] | None = None) -> None:
-        """A different set of rows (first load, a new search): reset, no flashes."""
+    def set_items(
+        self,
+        items: Sequence[WorkItem],
+        keys: Sequence[Key] | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """A different set of rows (first load, a new search): reset, no flashes. `now`: the
+        time `keys` were ranked at (what `update_leads` needs)."""
         self.beginResetModel()
         self._items = list(items)
         self._adopt_keys(keys)
+        self._as_of = now if keys is not None else None
         self._flash_until.clear()
         self._moved_until.clear()
         self.endResetModel()
@@ -337,14 +357,15 @@ class QueueModel(QAbstractTableModel):
         announce: bool = True,
         reorder: bool = True,
         marks: bool = True,
+        now: datetime | None = None,
     ) -> bool:
         """Bring the rows to `items` (priority order) with removals, moves and insertions.
 
-        `keys`: the items' sort keys (see the module doc) — the incremental path. Rows that moved
-        up are marked for a few seconds (unless `marks=False`); new rows of alert kinds flash and
-        are announced through `item_arrived` (when `announce`). `reorder=False` applies the
-        update only if the order of the rows stays as it is (changed data in place); returns
-        whether it was applied.
+        `keys`: the items' sort keys (see the module doc) — the incremental path; `now`: the
+        time they were ranked at. Rows that moved up are marked for a few seconds (unless
+        `marks=False`); new rows of alert kinds flash and are announced through `item_arrived`
+        (when `announce`). `reorder=False` applies the update only if the order of the rows
+        stays as it is (changed data in place); returns whether it was applied.
         """
         if keys is not None and self._keys is not None:
             plan = self._plan(items, keys)
@@ -353,12 +374,113 @@ class QueueModel(QAbstractTableModel):
                 if not reorder and (removed or inserted or not self._in_place(moved, keys)):
                     return False
                 self._apply(items, keys, removed, moved, inserted, announce=announce, marks=marks)
+                self._as_of = now
                 return True
         if not reorder and [i.lead_id for i in items] != self.lead_ids():
             return False
         self._update_all(items, announce=announce, marks=marks)
         self._adopt_keys(keys)
+        self._as_of = now if keys is not None else None
         return True
+
+    def update_leads(
+        self,
+        lead_ids: Iterable[str],
+        items: Sequence[WorkItem],
+        keys: Sequence[Key],
+        now: datetime,
+        item_of: Callable[[str], WorkItem | None],
+        *,
+        announce: bool = True,
+        reorder: bool = True,
+        marks: bool = True,
+    ) -> bool | None:
+        """`update_items` told which leads changed: O(changes · log n), no diff over every row.
+
+        `lead_ids`: every lead re-derived, added or removed since the last update (what
+        `QueueService.on_changed` listeners are told); `items`/`keys`: the ranking as of `now`
+        (`WorkQueue.ranked`); `item_of(lead_id)`: the lead's open item now, None if none
+        (`WorkQueue.item_for`). Rows whose bucket turned since the last update (a callback
+        coming forward, a follow-up falling due: `app.services.ranking.turns_at`) are found
+        here from their keys, as the ranking re-places them. Each lead's row is found by
+        `bisect` of its new key in `keys`. Returns whether it was applied, as `update_items`;
+        None when this path cannot tell (no keys with their time yet, the clock went back, too
+        many changes): then call `update_items`.
+        """
+        old_keys = self._keys
+        as_of = self._as_of
+        if old_keys is None or as_of is None or now < as_of:
+            return None
+        if len(keys) != len(items):
+            raise ValueError("one key per work item")
+        candidates = dict.fromkeys(lead_ids)
+        candidates.update(dict.fromkeys(self._turned(now)))
+        if len(candidates) > MAX_MOVES:
+            return None
+        key_of = self._key_of
+        size = len(keys)
+        removed: list[Key] = []
+        moved: list[tuple[Key, Key, WorkItem]] = []
+        inserted: list[int] = []
+        for lead_id in candidates:
+            old = key_of.get(lead_id)
+            new: Key | None = None
+            row = -1
+            item = item_of(lead_id)
+            if item is not None:
+                wanted = sort_key(item, now)
+                row = bisect_left(keys, wanted)
+                if row < size and keys[row] == wanted:
+                    new = keys[row]  # not there: filtered out by a search
+            if new is old:
+                continue  # unchanged, or neither shown before nor now
+            if new is None:
+                assert old is not None
+                removed.append(old)
+            elif old is None:
+                inserted.append(row)
+            else:
+                moved.append((old, new, items[row]))
+        inserted.sort()
+        if not reorder and (removed or inserted or not self._in_place(moved, keys)):
+            return False
+        self._apply(items, keys, removed, moved, inserted, announce=announce, marks=marks)
+        self._as_of = now
+        if not self._agrees(keys, moved, inserted):
+            # Something changed that nobody named: show the ranking as it is (never a wrong row).
+            log.warning("queue rows out of step with the ranking: updating every row")
+            self._update_all(items, announce=False, marks=False)
+            self._adopt_keys(keys)
+        return True
+
+    def _turned(self, now: datetime) -> list[str]:
+        """Leads of "upcoming" rows whose turn (`turns_at`) came by `now`: the ranking moves
+        them into their due bucket. They are the first upcoming rows (by due time)."""
+        keys, items = self._keys, self._items
+        assert keys is not None
+        limit = now + PROMISED_LEAD_TIME  # no turn is earlier than due_at - this
+        turned = []
+        first = bisect_left(keys, (_UPCOMING,))  # UPCOMING is the last bucket
+        for row in range(first, len(keys)):
+            key = keys[row]
+            if key[1] > limit:
+                break
+            turn = turns_at(items[row], key)  # type: ignore[arg-type]
+            if turn is not None and turn <= now:
+                turned.append(key[3])
+        return turned
+
+    def _agrees(
+        self, keys: Sequence[Key], moved: list[tuple[Key, Key, WorkItem]], inserted: list[int]
+    ) -> bool:
+        """The rows just placed are where the ranking has them, and the counts match."""
+        mine = self._keys
+        assert mine is not None
+        if len(mine) != len(keys):
+            return False
+        if any(mine[row] is not keys[row] for row in inserted):
+            return False
+        return all(mine[bisect_left(mine, new)] is new for _old, new, _item in moved)
 
     # -- the incremental path
 

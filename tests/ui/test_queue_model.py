@@ -1,13 +1,14 @@
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PySide6.QtCore import QPersistentModelIndex, Qt
 from PySide6.QtTest import QAbstractItemModelTester
 from pytestqt.qtbot import QtBot
 
-from app.domain.priority import WorkItem, WorkKind, rank
+from app.domain.priority import Bucket, WorkItem, WorkKind, rank
 from app.services.ranking import Ranking
 from tests.ui.conftest import FakeMonotonic
 from ui.queue_model import (
@@ -273,3 +274,114 @@ def test_keyed_arrivals_flash_and_the_overdue_count_bisects(qtbot: QtBot) -> Non
     assert model.overdue_count(NOW) == 4
     model.update_items(*_keyed(items[2:]))
     assert model.lead_ids() == [f"L{n}" for n in range(2, 6)]
+
+
+# -- the named-changes path: the core says which leads changed (QueueService.on_changed)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(_keyed_items, max_size=14),
+    st.lists(_operations, max_size=30),
+    st.booleans(),
+)
+def test_named_changes_leave_the_model_in_the_order_of_a_full_sort(
+    qapp: object,
+    caplog: pytest.LogCaptureFixture,
+    first: list[WorkItem],
+    ops: list[tuple[str, object]],
+    searched: bool,
+) -> None:
+    """`update_leads` with only the leads put or dropped named (and the clock moving both ways,
+    callbacks and follow-ups turning due unnamed) gives the rows a full `rank()` gives; with a
+    search (even leads only) as well. Never a reset, never the "out of step" fallback."""
+    caplog.clear()
+    now = [NOW]
+    current = {item.lead_id: item for item in first}
+    ranking = Ranking()
+    ranking.rebuild(current.values(), now[0])
+    model = QueueModel(lambda: now[0], monotonic=FakeMonotonic(), colors=LIGHT)
+    QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Fatal)
+
+    def shown(items: list[WorkItem], keys: list[tuple] | None = None) -> tuple[list, list]:
+        rows = [r for r, i in enumerate(items) if not searched or int(i.lead_id[1:]) % 2 == 0]
+        return [items[r] for r in rows], [keys[r] for r in rows] if keys is not None else []
+
+    model.set_items(*shown(*ranking.ranked(now[0])), now=now[0])
+    resets: list[bool] = []
+    model.modelReset.connect(lambda: resets.append(True))
+    named: dict[str, None] = {}
+    hold = went_back = False
+    for op, arg in ops:
+        if op == "put":
+            assert isinstance(arg, WorkItem)
+            current[arg.lead_id] = arg
+            ranking.put(arg.lead_id, arg, now[0])
+            named[arg.lead_id] = None
+        elif op == "drop":
+            assert isinstance(arg, int)
+            current.pop(f"L{arg}", None)
+            ranking.drop(f"L{arg}")
+            named[f"L{arg}"] = None
+        elif op == "advance":
+            assert isinstance(arg, int)
+            now[0] += timedelta(minutes=arg)
+        elif op == "back":
+            assert isinstance(arg, int)
+            now[0] -= timedelta(minutes=arg)
+            went_back = True
+        else:
+            hold = bool(arg)
+        items, keys = shown(*ranking.ranked(now[0]))
+        before = model.lead_ids()
+        applied = model.update_leads(named, items, keys, now[0], current.get, reorder=not hold)
+        if applied is None:  # the clock went back: every row compared
+            assert went_back
+            applied = model.update_items(items, keys, reorder=not hold, now=now[0])
+        if not applied:
+            assert hold and model.lead_ids() == before
+            continue
+        named.clear()
+        went_back = False
+        expected, _ = shown(rank(current.values(), now[0]))
+        assert [model.item_at(row) for row in range(model.rowCount())] == expected
+        assert all(model.row_of(item.lead_id) == row for row, item in enumerate(expected))
+        # the rows' keys are the ranking's too (a turned row's bucket counts it as overdue)
+        overdue = [i for i in expected if i.bucket(now[0]) < Bucket.UPCOMING and i.due_at < now[0]]
+        assert model.overdue_count(now[0]) == len(overdue)
+        if hold:
+            assert model.lead_ids() == before
+    assert not resets
+    assert "out of step" not in caplog.text
+
+
+def test_a_change_nobody_named_is_caught_and_every_row_updated(
+    qtbot: QtBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    ranking = Ranking()
+    ranking.rebuild([_item(n, n * 60) for n in range(10)], NOW)
+    model = QueueModel(lambda: NOW, colors=LIGHT)
+    QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Fatal)
+    model.set_items(*ranking.ranked(NOW), now=NOW)
+    current = {f"L{n}": _item(n, n * 60) for n in range(10)}
+    current["L3"] = _item(3, -600)
+    ranking.put("L3", current["L3"], NOW)
+    del current["L7"]  # unnamed
+    ranking.drop("L7")
+    assert model.update_leads(["L3"], *ranking.ranked(NOW), NOW, current.get)
+    assert model.lead_ids() == [i.lead_id for i in rank(current.values(), NOW)]
+    assert "out of step" in caplog.text
+
+
+def test_without_the_time_of_the_keys_the_named_path_declines(qtbot: QtBot) -> None:
+    ranking = Ranking()
+    ranking.rebuild([_item(n, n * 60) for n in range(5)], NOW)
+    model = QueueModel(lambda: NOW, colors=LIGHT)
+    model.set_items(*ranking.ranked(NOW))  # no `now`
+    assert model.update_leads([], *ranking.ranked(NOW), NOW, lambda _id: None) is None
+    model.update_items(*ranking.ranked(NOW), now=NOW)
+    assert model.update_leads([], *ranking.ranked(NOW), NOW, lambda _id: None) is True
+    earlier = NOW - timedelta(seconds=1)
+    assert model.update_leads([], *ranking.ranked(earlier), earlier, lambda _id: None) is None
