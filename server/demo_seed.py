@@ -32,16 +32,15 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.demo.generator import DEMO_AGENTS, DEMO_STORE, demo_leads
+from app.demo.generator import DEMO_AGENTS, DEMO_STORE, demo_leads, intake_document
 from app.domain.activities import Activity, ActivityKind, Direction
 from app.domain.clocks import BusinessHours, is_open, next_opening
 from app.domain.codec import activity_to_dict
-from app.domain.leads import Channel, Lead, LeadSource
+from app.domain.leads import Channel, Lead
 from app.domain.scoring import score_change_activity, score_changed, score_lead
 from app.rulebook import Rulebook
 from server import scheduler
@@ -416,7 +415,7 @@ class _Replay:
     # ---- the events
 
     def _arrive(self, store: DemoStore, lead: Lead, visits: list[Activity], at: datetime) -> None:
-        body = json.dumps(lead_document(lead)).encode()
+        body = json.dumps(intake_document(lead)).encode()
         principal = f"integration:demo {lead.source.name}"
         try:
             incoming = leads_from_json(
@@ -608,67 +607,8 @@ def _principal(user_id: str, role: Role, store_id: str) -> Principal:
     return Principal(id=user_id, role=role, store_id=store_id, name=user_id)
 
 
-def lead_document(lead: Lead) -> dict[str, Any]:
-    """`lead` as a provider would post it to POST /v1/leads (the JSON intake schema)."""
-
-    def vehicle(v: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "make": v.make,
-            "model": v.model,
-            "condition": v.condition.value,
-            "interest": v.interest.value,
-        }
-        for name in ("year", "trim", "stock_number", "odometer", "price", "vin"):
-            value = getattr(v, name)
-            if value not in (None, ""):
-                out[name] = value
-        return out
-
-    doc: dict[str, Any] = {
-        "person": {"first_name": lead.person.first_name, "last_name": lead.person.last_name},
-        "phones": [
-            {
-                "number": p.raw,
-                "kind": p.kind.value,
-                **({"preferred_time": p.preferred_time.value} if p.preferred_time else {}),
-                "preferred": p.preferred,
-            }
-            for p in lead.phones
-        ],
-        "emails": [{"address": e.address, "preferred": e.preferred} for e in lead.emails],
-        "vehicles": [vehicle(v) for v in lead.vehicles],
-        "comments": lead.comments,
-        "source": _source(lead.source),
-        "consents": [
-            {
-                "channel": c.channel.value,
-                "scope": c.scope.value,
-                "granted_at": c.granted_at.isoformat(),
-                "method": c.method,
-                "text": c.text,
-            }
-            for c in lead.consents
-        ],
-    }
-    if lead.address.postal_code or lead.address.street:
-        doc["address"] = {
-            "street": lead.address.street,
-            "city": lead.address.city,
-            "state": lead.address.state,
-            "postal_code": lead.address.postal_code,
-        }
-    if lead.trade_in is not None:
-        doc["trade_in"] = vehicle(lead.trade_in)
-    if lead.timeframe.description or lead.timeframe.within_days is not None:
-        doc["timeframe"] = {
-            "description": lead.timeframe.description,
-            "within_days": lead.timeframe.within_days,
-        }
-    return doc
-
-
-def _source(source: LeadSource) -> dict[str, str]:
-    return {"name": source.name, "type": source.type.value}
+# The benchmarks import the old name.
+lead_document = intake_document
 
 
 def demo_usernames() -> Iterable[str]:

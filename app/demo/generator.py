@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from app.domain.activities import (
     Activity,
@@ -503,3 +504,79 @@ def lead_stream(seed: int, start: datetime, mean_gap: timedelta) -> Iterator[Lea
     while True:
         at += timedelta(seconds=rng.expovariate(1 / mean_gap.total_seconds()))
         yield make_lead(rng, at)
+
+
+# --- The JSON intake document ------------------------------------------------------------------
+
+
+def intake_document(lead: Lead) -> dict[str, Any]:
+    """`lead` as a provider posts it to POST /v1/leads (the JSON intake schema, `LeadIn`).
+
+    The one builder for the demo's simulator, the server's demo seed and the benchmarks. Empty
+    optional fields are left out; a revoked consent is not sent (the schema has no revocation,
+    and sending it would grant consent the customer took back).
+    """
+    person = {"first_name": lead.person.first_name, "last_name": lead.person.last_name}
+    person |= {
+        name: value
+        for name in ("middle_name", "business_name")
+        if (value := getattr(lead.person, name))
+    }
+    doc: dict[str, Any] = {
+        "person": person,
+        "phones": [
+            {
+                "number": p.raw,
+                "kind": p.kind.value,
+                **({"preferred_time": p.preferred_time.value} if p.preferred_time else {}),
+                "preferred": p.preferred,
+            }
+            for p in lead.phones
+        ],
+        "emails": [{"address": e.address, "preferred": e.preferred} for e in lead.emails],
+        "vehicles": [_vehicle_document(v) for v in lead.vehicles],
+        "comments": lead.comments,
+        "source": {"name": lead.source.name, "type": lead.source.type.value},
+        "consents": [
+            {
+                "channel": c.channel.value,
+                "scope": c.scope.value,
+                "granted_at": c.granted_at.isoformat(),
+                "method": c.method,
+                "text": c.text,
+            }
+            for c in lead.consents
+            if c.revoked_at is None
+        ],
+    }
+    address = lead.address
+    if address.street or address.city or address.state or address.postal_code:
+        doc["address"] = {
+            "street": address.street,
+            "city": address.city,
+            "state": address.state,
+            "postal_code": address.postal_code,
+            **({"country": address.country} if address.country != "US" else {}),
+        }
+    if lead.trade_in is not None:
+        doc["trade_in"] = _vehicle_document(lead.trade_in)
+    if lead.timeframe.description or lead.timeframe.within_days is not None:
+        doc["timeframe"] = {
+            "description": lead.timeframe.description,
+            "within_days": lead.timeframe.within_days,
+        }
+    return doc
+
+
+def _vehicle_document(vehicle: Vehicle) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "make": vehicle.make,
+        "model": vehicle.model,
+        "condition": vehicle.condition.value,
+        "interest": vehicle.interest.value,
+    }
+    for name in ("year", "trim", "stock_number", "odometer", "price", "vin"):
+        value = getattr(vehicle, name)
+        if value not in (None, ""):
+            out[name] = value
+    return out

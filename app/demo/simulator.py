@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from app.demo.generator import DEMO_STORE, make_lead
+from app.demo.generator import DEMO_STORE, intake_document, make_lead
 from app.domain.leads import Lead
 
 log = logging.getLogger("bdc.demo")
@@ -95,59 +95,6 @@ class SimulatorStats:
 
     def count(self, kind: EventKind) -> int:
         return sum(1 for e in self.events if e.kind is kind)
-
-
-def lead_document(lead: Lead) -> dict[str, Any]:
-    """`lead` as a provider posts it to POST /v1/leads (the JSON intake schema)."""
-
-    def vehicle(v: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "make": v.make,
-            "model": v.model,
-            "condition": v.condition.value,
-            "interest": v.interest.value,
-        }
-        for name in ("year", "trim", "stock_number", "odometer", "price", "vin"):
-            value = getattr(v, name)
-            if value not in (None, ""):
-                out[name] = value
-        return out
-
-    doc: dict[str, Any] = {
-        "person": {"first_name": lead.person.first_name, "last_name": lead.person.last_name},
-        "phones": [
-            {"number": p.raw, "kind": p.kind.value, "preferred": p.preferred} for p in lead.phones
-        ],
-        "emails": [{"address": e.address, "preferred": e.preferred} for e in lead.emails],
-        "vehicles": [vehicle(v) for v in lead.vehicles],
-        "comments": lead.comments,
-        "source": {"name": lead.source.name, "type": lead.source.type.value},
-        "consents": [
-            {
-                "channel": c.channel.value,
-                "scope": c.scope.value,
-                "granted_at": c.granted_at.isoformat(),
-                "method": c.method,
-                "text": c.text,
-            }
-            for c in lead.consents
-        ],
-    }
-    if lead.address.postal_code or lead.address.street:
-        doc["address"] = {
-            "street": lead.address.street,
-            "city": lead.address.city,
-            "state": lead.address.state,
-            "postal_code": lead.address.postal_code,
-        }
-    if lead.trade_in is not None:
-        doc["trade_in"] = vehicle(lead.trade_in)
-    if lead.timeframe.description or lead.timeframe.within_days is not None:
-        doc["timeframe"] = {
-            "description": lead.timeframe.description,
-            "within_days": lead.timeframe.within_days,
-        }
-    return doc
 
 
 def quiet_now(zone: str, now: datetime) -> bool:
@@ -242,7 +189,7 @@ class LeadSimulator:
 
     async def _new_lead(self, kind: EventKind) -> SimEvent:
         lead = self._lead(kind)
-        doc = lead_document(lead)
+        doc = intake_document(lead)
         number = f"({self._rng.randint(201, 989)}) 555-{self._rng.randint(1000, 9999)}"
         if kind is EventKind.HOT_LEAD:
             number = f"(312) 555-{self._rng.randint(1000, 9999)}"
