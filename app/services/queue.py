@@ -14,6 +14,7 @@ row's workspace) is read and derived on demand.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -24,7 +25,7 @@ from app.domain.leads import Channel, Lead
 from app.domain.priority import WorkItem, WorkKind
 from app.services.workqueue import LeadDetail, WorkQueue
 from app.store.db import LocalStore
-from app.store.repository import AppliedChanges, Dataset
+from app.store.repository import AppliedChanges, Dataset, StoredLead
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,10 @@ def work_item_of(data: Mapping[str, Any]) -> WorkItem:
 
 # Leads derived per step of the background start-up (~0.6 ms each: the loop stays responsive).
 LOAD_CHUNK = 50
+# Leads read per query pair when a bulk download's leads are refreshed.
+FLUSH_CHUNK = 500
+# A bulk download whose next page does not come within this long is refreshed all the same.
+BULK_IDLE_SECONDS = 10.0
 # A pulled page touching this many leads is a bulk download (the first sync, a long absence):
 # its leads are refreshed together a second after the first such page, each lead once however
 # many pages touched it meanwhile, instead of page by page.
@@ -96,6 +101,9 @@ class QueueService:
         self._stop_loading = False
         self._pending: dict[str, None] = {}  # bulk pages' leads waiting for one refresh
         self._flush: asyncio.TimerHandle | None = None
+        self._downloading = False  # pages said more follow: the last one flushes
+        self._flushing: asyncio.Task[None] | None = None
+        self._fresher: set[str] = set()  # refreshed while the flush read its chunk
 
     @property
     def work_queue(self) -> WorkQueue:
@@ -138,15 +146,14 @@ class QueueService:
             return None
 
     def _fetch(self, lead_id: str) -> tuple[Lead, list[Activity]] | None:
-        repository = self._store.repository
-        stored = repository.stored_lead(lead_id)
+        read = self._store.repository.leads_with_history((lead_id,)).get(lead_id)
         if (
-            stored is None
-            or stored.removed_reason is not None
-            or not self._mine(stored.lead.assigned_agent_id)
+            read is None
+            or read[0].removed_reason is not None
+            or not self._mine(read[0].lead.assigned_agent_id)
         ):
             return None
-        return stored.lead, repository.history(lead_id)
+        return read[0].lead, read[1]
 
     async def _load_in_background(self) -> None:
         try:
@@ -181,6 +188,9 @@ class QueueService:
     async def stop_loading(self) -> None:
         """Stop the background start-up (closing): waits for a read under way to end; bulk
         pages' leads waiting for their refresh get it now."""
+        flushing = self._flushing
+        if flushing is not None:
+            await asyncio.shield(flushing)
         self._flush_logged()
         task, self._loading = self._loading, None
         if task is not None and not task.done():
@@ -192,39 +202,106 @@ class QueueService:
 
     def refresh(self, lead_ids: Iterable[str]) -> tuple[str, ...]:
         """Re-derive these leads from the store (or drop them); tells the listeners."""
-        now = self._clock()
-        touched: list[str] = []
-        repository = self._store.repository
-        for lead_id in dict.fromkeys(lead_ids):
-            stored = repository.stored_lead(lead_id)
-            if (
-                stored is None
-                or stored.removed_reason is not None
-                or not self._mine(stored.lead.assigned_agent_id)
-            ):
-                if self._queue.remove(lead_id):
-                    touched.append(lead_id)
-                continue
-            self._queue.upsert(stored.lead, repository.history(lead_id), now)
-            touched.append(lead_id)
+        ids = list(dict.fromkeys(lead_ids))
+        if self._flushing is not None:
+            self._fresher.update(ids)  # a bulk read under way must not undo these
+        touched = self._apply_read(ids, self._store.repository.leads_with_history(ids))
         if touched:
             self._tell(tuple(touched))
         return tuple(touched)
 
+    def _apply_read(
+        self, lead_ids: list[str], found: Mapping[str, tuple[StoredLead, list[Activity]]]
+    ) -> list[str]:
+        """Derive (or drop) `lead_ids` as read (`found`: what the store holds of them)."""
+        now = self._clock()
+        touched: list[str] = []
+        for lead_id in lead_ids:
+            read = found.get(lead_id)
+            if (
+                read is None
+                or read[0].removed_reason is not None
+                or not self._mine(read[0].lead.assigned_agent_id)
+            ):
+                if self._queue.remove(lead_id):
+                    touched.append(lead_id)
+                continue
+            self._queue.upsert(read[0].lead, read[1], now)
+            touched.append(lead_id)
+        return touched
+
     def applied(self, changes: AppliedChanges) -> None:
-        """Sync engine listener: refresh the leads a pulled page touched (a bulk page's leads
-        a moment later, together with the next pages')."""
+        """Sync engine listener: refresh the leads a pulled page touched. A bulk download's
+        leads are refreshed once it ends (`changes.more` False), each once however many pages
+        touched it, in the background (`settled()` waits for it); a lone bulk page's a moment
+        later, together with the next pages'."""
         lead_ids: list[str] = list(changes.leads)
         lead_ids += [lead_id for lead_id, _ in changes.removed]
         if changes.activities:
             lead_ids += self._store.repository.lead_ids_of_activities(changes.activities)
         loop = _running_loop()
-        if loop is not None and (self._pending or len(set(lead_ids)) >= BULK_PAGE_LEADS):
-            self._pending.update(dict.fromkeys(lead_ids))
-            if self._flush is None:  # at most this long after the first: rows keep coming
-                self._flush = loop.call_later(BULK_FLUSH_SECONDS, self._flush_logged)
+        bulk = self._pending or self._flushing is not None or changes.more
+        if loop is None or not (bulk or len(set(lead_ids)) >= BULK_PAGE_LEADS):
+            self.refresh(lead_ids)
             return
-        self.refresh(lead_ids)
+        self._pending.update(dict.fromkeys(lead_ids))
+        if changes.more:
+            self._downloading = True
+            delay = BULK_IDLE_SECONDS  # only if the download stalls: its last page flushes
+        else:
+            delay = 0.0 if self._downloading else BULK_FLUSH_SECONDS
+            self._downloading = False
+        due = loop.time() + delay
+        if self._flush is None or (not changes.more and self._flush.when() > due):
+            if self._flush is not None:
+                self._flush.cancel()
+            self._flush = loop.call_at(due, self._start_flush)
+        elif changes.more:  # re-armed: the download goes on
+            self._flush.cancel()
+            self._flush = loop.call_at(due, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush = None
+        if self._flushing is None and self._pending:
+            self._flushing = asyncio.ensure_future(self._flush_in_background())
+
+    async def _flush_in_background(self) -> None:
+        """Refresh the waiting leads in chunks: each chunk read in a worker thread (two
+        queries), derived on the loop, told to the listeners; until none waits."""
+        try:
+            while self._pending and not self._stop_loading:
+                chunk = list(itertools.islice(self._pending, FLUSH_CHUNK))
+                for lead_id in chunk:
+                    del self._pending[lead_id]
+                self._fresher = set()
+                found = await asyncio.to_thread(self._store.repository.leads_with_history, chunk)
+                for start in range(0, len(chunk), LOAD_CHUNK):
+                    part = chunk[start : start + LOAD_CHUNK]
+                    touched = self._apply_read(
+                        [lead_id for lead_id in part if lead_id not in self._fresher], found
+                    )
+                    if touched:  # named before the loop runs anything that reads the queue
+                        self._tell(tuple(touched))
+                    await asyncio.sleep(0)  # the loop stays responsive
+        except Exception:
+            log.exception("refreshing the queue after a bulk download failed")
+        finally:
+            self._flushing = None
+            self._fresher = set()
+
+    @property
+    def refreshing(self) -> bool:
+        """Leads of a bulk download wait for (or are in) their refresh."""
+        return bool(self._pending) or self._flushing is not None
+
+    async def settled(self) -> None:
+        """Wait until the leads bulk pages touched are refreshed (at once if none wait)."""
+        while self.refreshing:
+            if self._flushing is None:
+                self._start_flush()
+            task = self._flushing
+            if task is not None:
+                await asyncio.shield(task)
 
     def _flush_logged(self) -> None:
         try:

@@ -75,7 +75,7 @@ class WorkQueue:
         self._dealership = dealership
         self._hours = replace(rules.hours, time_zone=dealership.time_zone)
         self._entries: dict[str, _Entry] = {}
-        self._legal_windows: dict[ZoneResolution, LegalWindow] = {}
+        self._legal_windows: dict[tuple[str, tuple[str, ...], tuple[str, ...]], LegalWindow] = {}
         # The open items in priority order, kept incrementally (one bisect per changed lead).
         self._ranking = Ranking()
         # Start-up from the cached snapshot: leads shown from it but not derived yet, how to
@@ -266,15 +266,7 @@ class WorkQueue:
         rules = self._rules
         zone = resolve_zones(lead, rules.zip_table, fallback_zone=self._dealership.time_zone)
         score = score_lead(rules.scoring, lead, self._dealership, history)
-        cadence_plan = plan(
-            rules.cadences.values(),
-            lead,
-            history,
-            now,
-            zone=zone.primary_zone,
-            legal_window=self._legal_window(zone),
-        )
-        item = self._work_item(lead, history, score, cadence_plan, now)
+        item = self._work_item(lead, history, score, zone, now)
         phones = " ".join(f"{p.raw} {p.e164 or ''}" for p in lead.phones)
         vehicle = lead.vehicle.description if lead.vehicle else ""
         haystack = f"{lead.person.full_name} {phones} {vehicle}".lower()
@@ -282,13 +274,16 @@ class WorkQueue:
         return _Entry(lead, history, score, zone, item, haystack)
 
     def _legal_window(self, zone: ZoneResolution) -> LegalWindow:
-        """One cached legal-window function per distinct zone set (most leads share a few)."""
-        window = self._legal_windows.get(zone)
+        """One cached legal-window function per distinct zone set (most leads share a few).
+        Keyed by what `legal_window` reads of the resolution (primary zone, zones, states),
+        not the whole resolution, whose notes and candidate details differ per ZIP and phone."""
+        key = (zone.primary, zone.zones, zone.states)
+        window = self._legal_windows.get(key)
         if window is None:
             window = functools.lru_cache(maxsize=4096)(
                 legal_window_fn(self._rules.calling_rules, zone)
             )
-            self._legal_windows[zone] = window
+            self._legal_windows[key] = window
         return window
 
     def _work_item(
@@ -296,7 +291,7 @@ class WorkQueue:
         lead: Lead,
         history: list[Activity],
         score: LeadScore,
-        cadence_plan: CadencePlan,
+        zone: ZoneResolution,
         now: datetime,
     ) -> WorkItem | None:
         if lead.status in _CLOSED or lead.duplicate_of:
@@ -339,6 +334,15 @@ class WorkQueue:
                 else "No working phone number: a personal email is the first touch.",
                 **base,
             )
+        # Planned only here: closed, replied-to and new leads need no cadence plan.
+        cadence_plan = plan(
+            self._rules.cadences.values(),
+            lead,
+            history,
+            now,
+            zone=zone.primary_zone,
+            legal_window=self._legal_window(zone),
+        )
         step = _next_agent_step(cadence_plan)
         if step is None:
             return None

@@ -107,6 +107,7 @@ class SyncSettings:
     sleep_jump: float = 20.0
     sleep_check_interval: float = 5.0
     page_size: int = 500
+    bulk_page_size: int = 1000  # after a full page (the server's maximum)
     use_sse: bool = True
     sse_min_reconnect: float = 0.2
     rules_interval: float = 300.0  # seconds between checks of the server's rules version
@@ -425,10 +426,9 @@ class SyncEngine:
                 # Never downloaded whole (a new PC, or blocks older than the feed): once, then
                 # the change feed keeps them current.
                 await self.download_contact_blocks()
+            size = self._settings.page_size
             while True:
-                page: ChangesPage = await self._api.changes(
-                    self._cursor(), self._settings.page_size
-                )
+                page: ChangesPage = await self._api.changes(self._cursor(), size)
                 result = self._store.repository.apply_changes(
                     [
                         {"seq": c.seq, "entity": c.entity, "entity_id": c.entity_id, "data": c.data}
@@ -438,11 +438,13 @@ class SyncEngine:
                     fresh_as_of=self._now(),
                 )
                 if page.changes:
-                    self._applied(result)
+                    self._applied(replace(result, more=page.has_more))
                     self._dispatch_entities(page.changes)
                 applied += len(page.changes)
                 if not page.has_more:
                     break
+                # A long download: bigger pages, fewer round trips and transactions.
+                size = max(size, self._settings.bulk_page_size)
         except ResyncNeeded as exc:
             await self.full_resync(exc.newest or 0)
         except NetworkError as exc:

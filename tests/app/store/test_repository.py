@@ -357,3 +357,54 @@ def test_stored_lead_data_is_the_codec_form(store: LocalStore) -> None:
         assert row is not None
         assert row.data == lead_to_dict(lead)
         assert (row.version, row.assigned_agent_id) == (1, "agent-ann")
+
+
+# Bulk reads (the queue's refresh of many leads at once)
+
+
+def test_leads_with_history_reads_many_leads_as_the_per_lead_reads_do(store: LocalStore) -> None:
+    leads = [make_lead(f"lead-{n}", agent=None if n % 2 else "agent-ann") for n in range(7)]
+    _seed(store, *leads)
+    calls = [make_call(f"lead-{n % 5}", minutes=10 - n) for n in range(12)]
+    same_time = [make_call("lead-3", minutes=30, activity_id=f"tie-{n}") for n in range(3)]
+    store.repository.apply_changes(
+        [activity_change(a) for a in [*calls, *same_time, make_disposition("lead-0")]], "2"
+    )
+    store.repository.apply_changes(
+        [
+            {"entity": "opt_out", "data": {"address": "+13125550199", "at": T0.isoformat()}},
+            removed_change("lead-6"),
+        ],
+        "3",
+    )
+    asked = [f"lead-{n}" for n in (4, 0, 3, 6, 9, 0)]
+    found = store.repository.leads_with_history(asked)
+    assert sorted(found) == ["lead-0", "lead-3", "lead-4"]  # the stored ones
+    for lead_id, (stored, history) in found.items():
+        assert stored == store.repository.stored_lead(lead_id)
+        assert history == store.repository.history(lead_id)
+        assert stored.lead.opted_out_at == T0  # the store's opt-out list applies
+    assert [a.id for a in found["lead-3"][1]][-3:] == ["tie-0", "tie-1", "tie-2"]
+    assert store.repository.leads_with_history([]) == {}
+
+
+def test_new_activities_of_a_batch_are_stored_together_even_twice_or_purged(
+    store: LocalStore,
+) -> None:
+    _seed(store, make_lead("lead-1"), make_lead("lead-2"))
+    first = make_call("lead-1", minutes=1, activity_id="a-1")
+    again = dataclasses.replace(first, answered=True)  # a later copy in the same batch wins
+    gone = make_call("lead-2", minutes=2, activity_id="a-2")
+    applied = store.repository.apply_changes(
+        [
+            activity_change(first),
+            activity_change(gone),
+            activity_change(again),
+            removed_change("lead-2"),
+        ],
+        "2",
+    )
+    assert applied.activities == ("a-1", "a-2")
+    assert store.repository.history("lead-1") == [again]
+    assert store.repository.history("lead-2") == []  # purged with its lead, in the batch
+    assert store.repository.lead_ids_of_activities(["a-1", "a-2"]) == ["lead-1"]
