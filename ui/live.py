@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from PySide6.QtCore import QSettings, QTimer
@@ -27,10 +27,12 @@ from app.sync.signin import Account, SignInError, SignInService
 from app.telephony.model import Dialer
 from ui import asyncs
 from ui.content import LeadContent
-from ui.dialogs import SignInDialog
 from ui.disposition_bar import PickTime
 from ui.main_window import MainWindow
 from ui.ports import SignInRequest, SignInResult
+
+if TYPE_CHECKING:
+    from ui.dialogs import SignInDialog
 
 log = logging.getLogger("bdc.ui")
 
@@ -240,6 +242,8 @@ async def sign_in_interactively(
         return SignInResult(True, agent_name=account.display_name)
 
     last = signin.last_user() if signin is not None else None
+    from ui.dialogs import SignInDialog  # only when the saved sign-in did not work
+
     dialog = SignInDialog(attempt, parent, server_url=server_url, username=last or "")
     dialog.remember.setChecked(True)
     if signin is not None and not signin.secure:

@@ -126,7 +126,6 @@ async def run_workstation(args: argparse.Namespace) -> int:
     from PySide6.QtCore import QSettings, QUrl
     from PySide6.QtGui import QDesktopServices
 
-    from app.demo.generator import DEMO_STORE
     from app.rulebook import load_rulebook
     from app.services.workstation import (
         HEARTBEAT_INTERVAL,
@@ -136,9 +135,7 @@ async def run_workstation(args: argparse.Namespace) -> int:
     from app.settings import load_settings, user_path
     from app.sync.engine import SyncSettings
     from app.sync.signin import SignInError, SignInService
-    from app.telephony.demo import DemoDialer
     from app.telephony.factory import build_dialer
-    from ui.dialogs import SettingsDialog
     from ui.live import LiveSession, sign_in_interactively, wait_for_dialog
     from ui.theme import apply_theme
 
@@ -147,6 +144,8 @@ async def run_workstation(args: argparse.Namespace) -> int:
     loaded = load_settings()
     qsettings = QSettings() if interactive else None  # window layout only
     if interactive and not args.demo and loaded.user_file is None:
+        from ui.dialogs import SettingsDialog
+
         dialog = SettingsDialog(loaded, user_path())
         await wait_for_dialog(dialog)
         loaded = load_settings()
@@ -158,8 +157,10 @@ async def run_workstation(args: argparse.Namespace) -> int:
     try:
         sync = SyncSettings(poll_interval=float(settings.poll_interval_s))
         if args.demo:
+            from app.demo.generator import DEMO_STORE
             from app.demo.live import DemoKeyring, start_demo_server
             from app.demo.simulator import LeadSimulator
+            from app.telephony.demo import DemoDialer
 
             folder = Path(tempfile.mkdtemp(prefix="bdc-demo-"))
             print(f"Starting the demo lead API with {args.leads} seeded leads …", flush=True)

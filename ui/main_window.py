@@ -66,7 +66,6 @@ from app.telephony.record import CallRecord
 from ui import asyncs
 from ui.composer import Composer
 from ui.content import LeadContent
-from ui.dialogs import AboutDialog, ShortcutSheet
 from ui.disposition_bar import UNDO_SECONDS, DispositionBar, PickTime, ScheduleDialog
 from ui.notify import Notifier
 from ui.ports import (
@@ -391,7 +390,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(quit_action)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("&Keyboard shortcuts (F1)", self.show_shortcuts)
-        help_menu.addAction("&About", lambda: AboutDialog(self).exec())
+        help_menu.addAction("&About", self.show_about)
 
     def _build_shortcuts(self) -> None:
         def key(sequence: str | QKeySequence.StandardKey, slot: Callable[[], object]) -> None:
@@ -424,7 +423,16 @@ class MainWindow(QMainWindow):
         ]
         return [*SHORTCUTS[:3], *SHORTCUTS[3:], *dispositions]
 
+    # The dialogs are imported when first opened: not on the way to the first paint.
+
+    def show_about(self) -> None:
+        from ui.dialogs import AboutDialog
+
+        AboutDialog(self).exec()
+
     def show_shortcuts(self) -> None:
+        from ui.dialogs import ShortcutSheet
+
         self.shortcut_sheet = ShortcutSheet(self.shortcut_list(), self)
         self.shortcut_sheet.show()
 

@@ -20,8 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from app.domain.dealership import Dealership
 from app.rulebook import Rulebook
@@ -34,6 +33,9 @@ from app.sync.api import ApiError, LeadApi
 from app.sync.engine import Connectivity, Notice, SyncEngine, SyncSettings, SyncStatus
 from app.sync.rules import cached_rulebook
 from app.sync.signin import Account, SignInService
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 

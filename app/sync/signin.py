@@ -16,9 +16,9 @@ import contextlib
 import ipaddress
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
 from keyring.backend import KeyringBackend
 
 from app.sync.api import (
@@ -37,6 +37,9 @@ from app.sync.credentials import (
     service_name,
     token_name,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 LAST_USER = "last-user"
 

@@ -4,13 +4,13 @@ composition root passes the lead API client as `call_control` for dialer = "serv
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from app.telephony.baresip import BaresipDialer
-from app.telephony.demo import DemoDialer
-from app.telephony.handoff import HandoffDialer, UrlOpener
 from app.telephony.model import Dialer, TelephonyError
-from app.telephony.server import CallControl, ServerCallDialer
+
+if TYPE_CHECKING:
+    from app.telephony.handoff import UrlOpener
+    from app.telephony.server import CallControl
 
 DIALERS = ("handoff", "baresip", "demo", "server")
 
@@ -34,18 +34,27 @@ def build_dialer(
     baresip_uri_template: str = "{number}",
     call_control: CallControl | None = None,
 ) -> Dialer:
+    # Each backend is imported when chosen: start-up loads only the one the settings name.
     kind = settings.dialer
     if kind == "handoff":
+        from app.telephony.handoff import HandoffDialer
+
         return HandoffDialer(open_url, scheme=settings.dialer_uri_scheme)
     if kind == "baresip":
+        from app.telephony.baresip import BaresipDialer
+
         return BaresipDialer(
             settings.baresip_host, settings.baresip_port, uri_template=baresip_uri_template
         )
     if kind == "demo":
+        from app.telephony.demo import DemoDialer
+
         return DemoDialer(demo_seed)
     if kind == "server":
         if call_control is None:
             raise TelephonyError("dialer 'server' needs the lead API client (call_control)")
+        from app.telephony.server import ServerCallDialer
+
         return ServerCallDialer(call_control)
     raise TelephonyError(f"unknown dialer {kind!r} ({', '.join(DIALERS)})")
 
@@ -62,6 +71,8 @@ async def probe_dialer(settings: DialerSettings, *, timeout_s: float = 3.0) -> s
             "(your softphone); the program cannot see the call, so the disposition ends it."
         )
     if kind == "baresip":
+        from app.telephony.baresip import BaresipDialer
+
         dialer = BaresipDialer(
             settings.baresip_host, settings.baresip_port, command_timeout_s=timeout_s
         )

@@ -52,3 +52,19 @@ def test_the_protocol_names_both_traits() -> None:
         async def close(self) -> None: ...
 
     assert not isinstance(Bare(), Dialer)
+
+
+def test_the_package_names_load_on_first_use() -> None:
+    """Importing one submodule (the services' call record) loads no backend; every exported
+    name still resolves from the package."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, app.telephony.record, app.telephony as t\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('app.telephony.'))\n"
+        "assert loaded == ['app.telephony.model', 'app.telephony.record'], loaded\n"
+        "assert all(getattr(t, name) is not None for name in t.__all__)\n"
+        "assert t.build_dialer.__module__ == 'app.telephony.factory'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
