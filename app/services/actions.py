@@ -36,6 +36,7 @@ Clock = Callable[[], datetime]
 DEFAULT_BLOCKLIST_MAX_AGE = timedelta(minutes=30)
 UNDO_MARGIN = timedelta(seconds=2)
 WILL_SEND = "will send when online"
+_NO_DNC: frozenset[str] = frozenset()
 
 
 class UnknownLead(LookupError):
@@ -163,9 +164,9 @@ class ActionService:
         now = self._clock()
         lead = self._lead(lead_id)
         history = self._store.repository.history(lead_id)
-        zone = self._queue.detail(lead_id).zone if lead_id in self._queue else None
-        if zone is None:
-            zone = resolve_zones(lead, self._rules.zip_table, fallback_zone=self._fallback_zone)
+        # The zones as the queue resolves them (same rules, same fallback), without deriving the
+        # lead's whole detail (its cadence plan) for them.
+        zone = resolve_zones(lead, self._rules.zip_table, fallback_zone=self._fallback_zone)
         decision = check_contact(
             self._rules.calling_rules,
             lead,
@@ -173,7 +174,8 @@ class ActionService:
             channel,
             now,
             resolution=zone,
-            dnc_numbers=self._store.repository.dnc(),
+            # The list holds phone numbers: an email address is never on it.
+            dnc_numbers=self._store.repository.dnc() if channel is not Channel.EMAIL else _NO_DNC,
         )
         if channel is Channel.CALL and not self._is_online():
             age = self.blocklist_age()
