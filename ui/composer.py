@@ -10,7 +10,7 @@ from datetime import datetime
 from html import escape
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QTextCursor
+from PySide6.QtGui import QShowEvent, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -87,6 +87,7 @@ class Composer(QWidget):
         self._detail: LeadDetail | None = None
         self._choices: list[TemplateChoice] = []
         self.decision: ContactDecision | None = None
+        self._check_when_shown = False  # the lead changed while this tab was not shown
         noun = _NOUN[channel]
 
         self.thread = QTextBrowser()
@@ -197,10 +198,28 @@ class Composer(QWidget):
         self.refresh_compliance()
 
     def refresh_compliance(self) -> None:
+        """Check the rules for this lead and channel now. While the composer is not shown (its
+        tab is not the current one) the check waits until it is: sending checks again anyway."""
         if self._detail is None:
             return
+        if not self.isVisible():
+            if not self._check_when_shown:
+                self._check_when_shown = True
+                self.decision = None  # not known yet (and not the previous lead's)
+                self._show_decision()
+            return
+        self._check()
+
+    def _check(self) -> None:
+        assert self._detail is not None
+        self._check_when_shown = False
         self.decision = self._actions.check_contact(self._detail.lead.id, self.channel)
         self._show_decision()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._check_when_shown:
+            self.refresh_compliance()
 
     def _show_decision(self) -> None:
         decision = self.decision
@@ -258,7 +277,7 @@ class Composer(QWidget):
         The result (sent, "will send when online", or the server-side reason) shows below."""
         if self._detail is None:
             return False
-        self.refresh_compliance()  # the rules apply at the moment of the click
+        self._check()  # the rules apply at the moment of the click
         if self.blocked():
             self.status.setText("Not sent: blocked by the rules above.")
             return False

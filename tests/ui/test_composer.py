@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
@@ -9,7 +10,7 @@ from app.domain.leads import Channel
 from tests.ui.conftest import NOW, FakeDialer
 from ui.composer import counter_text
 from ui.composition import build_preview_window
-from ui.main_window import TAB_TEXT
+from ui.main_window import TAB_LEAD, TAB_TEXT
 
 CHICAGO = ZoneInfo("America/Chicago")
 LATE = datetime(2026, 11, 25, 21, 30, tzinfo=CHICAGO).astimezone(UTC)
@@ -89,3 +90,28 @@ def test_counter_says_encoding_and_segments() -> None:
     assert "2 segments" in two
     emoji = counter_text("Great 🚗")
     assert emoji.startswith("UCS-2") and "🚗" in emoji
+
+
+def test_a_hidden_composer_checks_the_rules_once_its_tab_is_shown(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = _window_at(qtbot, LATE)
+    row, _detail = _textable_lead_in_chicago(window, LATE, blocked_by=BlockCode.QUIET_HOURS)
+    composer = window.text_composer
+    actions = composer._actions
+    asked: list[Channel] = []
+    check = actions.check_contact
+
+    def counting(lead_id: str, channel: Channel) -> object:
+        asked.append(channel)
+        return check(lead_id, channel)
+
+    monkeypatch.setattr(actions, "check_contact", counting)
+    window.tabs.setCurrentIndex(TAB_LEAD)
+    window._select_row(row)
+    composer.refresh_compliance()  # the periodic re-check: nothing while hidden
+    assert Channel.TEXT not in asked
+    assert composer.decision is None and not composer.banner.isVisible()
+    window.tabs.setCurrentIndex(TAB_TEXT)
+    assert asked.count(Channel.TEXT) == 1
+    assert composer.banner.isVisible() and "quiet hours" in composer.banner.text()
