@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from sys import intern
 
 from app.domain.activities import Activity, ActivityKind, Direction
 from app.domain.cadence import CadencePlan, PlannedStep, StepChannel, describe_next, plan
@@ -57,24 +58,26 @@ class LeadDetail:
     phone_display: str
 
 
-@dataclass
-class _Entry:
-    lead: Lead
-    history: list[Activity]
-    score: LeadScore
-    zone: ZoneResolution
-    item: WorkItem | None
-    haystack: str  # lower-case name, phones and vehicle, for search
+Reader = Callable[[str], tuple[Lead, list[Activity]] | None]
+# With a reader, the leads (and histories) last derived or read are kept for the workspace.
+KEEP_RECENT = 32
 
 
 class WorkQueue:
-    """The leads one agent works, kept in memory and re-derived per lead on change."""
+    """The leads one agent works, re-derived per lead on change.
+
+    In memory per lead: its ranked work item and its search text. The lead and its history are
+    kept too unless `read_from` gave a reader (the store): then they are read when the
+    workspace asks (`detail`, `history`), and only the last few are kept.
+    """
 
     def __init__(self, rules: Rulebook, dealership: Dealership) -> None:
         self._rules = rules
         self._dealership = dealership
         self._hours = replace(rules.hours, time_zone=dealership.time_zone)
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, str] = {}  # lead id -> search text (lower-case)
+        self._kept: dict[str, tuple[Lead, list[Activity]]] = {}  # oldest first
+        self._reader: Reader | None = None
         self._legal_windows: dict[tuple[str, tuple[str, ...], tuple[str, ...]], LegalWindow] = {}
         # The open items in priority order, kept incrementally (one bisect per changed lead).
         self._ranking = Ranking()
@@ -85,20 +88,44 @@ class WorkQueue:
         self._changed_while_loading: set[str] | None = None
         self._lead_count_hint = 0
 
+    def read_from(self, reader: Reader) -> None:
+        """Keep only the work items and search texts: `reader(lead_id)` gives a lead and its
+        history (oldest first) when the workspace asks, None when it is no longer there."""
+        self._reader = reader
+        while len(self._kept) > KEEP_RECENT:
+            del self._kept[next(iter(self._kept))]
+
+    def _keep(self, lead: Lead, history: list[Activity]) -> None:
+        kept = self._kept
+        kept.pop(lead.id, None)
+        kept[lead.id] = (lead, history)
+        if self._reader is not None and len(kept) > KEEP_RECENT:
+            del kept[next(iter(kept))]
+
+    def _lead(self, lead_id: str) -> tuple[Lead, list[Activity]] | None:
+        """The lead and history as last derived, else as the reader gives them now."""
+        kept = self._kept.get(lead_id)
+        if kept is not None or self._reader is None:
+            return kept
+        read = self._reader(lead_id)
+        if read is not None:
+            self._keep(*read)
+        return read
+
     def load(self, leads: Iterable[tuple[Lead, list[Activity]]], now: datetime) -> None:
+        items: list[WorkItem] = []
         for lead, history in leads:
-            self._entries[lead.id] = self._derive(lead, history, now)
-        self._ranking.rebuild(
-            (entry.item for entry in self._entries.values() if entry.item is not None), now
-        )
+            item = self._derive(lead, history, now)
+            if item is not None:
+                items.append(item)
+        self._ranking.rebuild(items, now)
 
     def upsert(self, lead: Lead, history: list[Activity], now: datetime) -> None:
-        entry = self._derive(lead, history, now)
-        self._entries[lead.id] = entry
+        item = self._derive(lead, history, now)
         self._provisional.discard(lead.id)
         if self._changed_while_loading is not None:
             self._changed_while_loading.add(lead.id)
-        self._ranking.put(lead.id, entry.item, now)
+        self._ranking.put(lead.id, item, now)
 
     def remove(self, lead_id: str) -> bool:
         """Take a lead out of the queue (reassigned, claimed by someone else); True if it was in."""
@@ -107,6 +134,7 @@ class WorkQueue:
             self._changed_while_loading.add(lead_id)
         was_shown = lead_id in self._provisional
         self._provisional.discard(lead_id)
+        self._kept.pop(lead_id, None)
         return self._entries.pop(lead_id, None) is not None or was_shown
 
     # Start-up: the cached snapshot first, the derivation in the background
@@ -147,10 +175,10 @@ class WorkQueue:
             if lead.id in skip:
                 continue
             before = self._ranking.item_of(lead.id)
-            self._entries[lead.id] = entry = self._derive(lead, history, now)
+            item = self._derive(lead, history, now)
             self._provisional.discard(lead.id)
-            self._ranking.put(lead.id, entry.item, now)
-            if entry.item != before:
+            self._ranking.put(lead.id, item, now)
+            if item != before:
                 changed.append(lead.id)
         return changed
 
@@ -168,35 +196,36 @@ class WorkQueue:
         self._fetch = None
         return gone
 
-    def _entry(self, lead_id: str) -> _Entry | None:
-        """The lead's derived entry; a lead shown from the snapshot is derived now."""
-        entry = self._entries.get(lead_id)
-        if entry is None and lead_id in self._provisional and self._fetch is not None:
-            fetched = self._fetch(lead_id)
-            if fetched is None:
-                self.remove(lead_id)
-                return None
-            lead, history = fetched
-            now = self._ranking.now
-            assert now is not None
-            self._entries[lead_id] = entry = self._derive(lead, history, now)
-            self._provisional.discard(lead_id)
-            if self._changed_while_loading is not None:
-                self._changed_while_loading.add(lead_id)  # fresher than the background's read
-            self._ranking.put(lead_id, entry.item, now)
-        return entry
+    def _known(self, lead_id: str) -> bool:
+        """Whether the lead is derived; a lead shown from the snapshot is derived now."""
+        if lead_id in self._entries:
+            return True
+        if lead_id not in self._provisional or self._fetch is None:
+            return False
+        fetched = self._fetch(lead_id)
+        if fetched is None:
+            self.remove(lead_id)
+            return False
+        lead, history = fetched
+        now = self._ranking.now
+        assert now is not None
+        item = self._derive(lead, history, now)
+        self._provisional.discard(lead_id)
+        if self._changed_while_loading is not None:
+            self._changed_while_loading.add(lead_id)  # fresher than the background's read
+        self._ranking.put(lead_id, item, now)
+        return True
 
     def __contains__(self, lead_id: object) -> bool:
         return lead_id in self._entries or lead_id in self._provisional
 
     def item_for(self, lead_id: str) -> WorkItem | None:
         """The lead's open work item (None: nothing to do now, or not in the queue)."""
-        entry = self._entry(lead_id)
-        return None if entry is None else entry.item
+        return self._ranking.item_of(lead_id) if self._known(lead_id) else None
 
     def history(self, lead_id: str) -> list[Activity]:
-        entry = self._entry(lead_id)
-        return [] if entry is None else list(entry.history)
+        read = self._lead(lead_id) if self._known(lead_id) else None
+        return [] if read is None else list(read[1])
 
     def __len__(self) -> int:
         known = len(self._entries) + len(self._provisional)
@@ -224,16 +253,17 @@ class WorkQueue:
         return [items[row] for row in chosen], [keys[row] for row in chosen]
 
     def detail(self, lead_id: str, now: datetime) -> LeadDetail:
-        entry = self._entry(lead_id)
-        if entry is None:
+        read = self._lead(lead_id) if self._known(lead_id) else None
+        if read is None:
             raise KeyError(lead_id)
-        lead, history = entry.lead, entry.history
+        lead, history = read
+        zone = self._zone(lead)
         clocks = response_clocks(lead, history, self._hours, self._rules.response_policy, now=now)
         contact = tuple(
             (
                 channel,
                 check_contact(
-                    self._rules.calling_rules, lead, history, channel, now, resolution=entry.zone
+                    self._rules.calling_rules, lead, history, channel, now, resolution=zone
                 ),
             )
             for channel in (Channel.CALL, Channel.TEXT, Channel.EMAIL)
@@ -244,34 +274,38 @@ class WorkQueue:
             lead,
             history,
             now,
-            zone=entry.zone.primary_zone,
-            legal_window=self._legal_window(entry.zone),
+            zone=zone.primary_zone,
+            legal_window=self._legal_window(zone),
         )
         return LeadDetail(
             lead=lead,
-            score=entry.score,
+            score=score_lead(self._rules.scoring, lead, self._dealership, history),
             clocks=clocks,
-            zone=entry.zone,
-            customer_time=entry.zone.local_time(now),
+            zone=zone,
+            customer_time=zone.local_time(now),
             contact=contact,
             plan=cadence_plan,
-            next_text=describe_next(cadence_plan, entry.zone.primary_zone),
+            next_text=describe_next(cadence_plan, zone.primary_zone),
             timeline=tuple(sorted(history, key=lambda a: a.at, reverse=True)),
             phone_display=format_for_display(phone.e164) if phone and phone.e164 else "",
         )
 
     # Derivation, once per change
 
-    def _derive(self, lead: Lead, history: list[Activity], now: datetime) -> _Entry:
-        rules = self._rules
-        zone = resolve_zones(lead, rules.zip_table, fallback_zone=self._dealership.time_zone)
-        score = score_lead(rules.scoring, lead, self._dealership, history)
-        item = self._work_item(lead, history, score, zone, now)
+    def _derive(self, lead: Lead, history: list[Activity], now: datetime) -> WorkItem | None:
+        """The lead's work item; its search text is kept (and the lead, see `_keep`). The
+        score, zones and plan are not (most of a lead's derived memory): `detail` derives
+        them again for the one lead it shows."""
+        score = score_lead(self._rules.scoring, lead, self._dealership, history)
+        item = self._work_item(lead, history, score, self._zone(lead), now)
         phones = " ".join(f"{p.raw} {p.e164 or ''}" for p in lead.phones)
         vehicle = lead.vehicle.description if lead.vehicle else ""
-        haystack = f"{lead.person.full_name} {phones} {vehicle}".lower()
-        # The plan is not kept (half of a lead's derived memory): `detail` plans again.
-        return _Entry(lead, history, score, zone, item, haystack)
+        self._entries[lead.id] = f"{lead.person.full_name} {phones} {vehicle}".lower()
+        self._keep(lead, history)
+        return item
+
+    def _zone(self, lead: Lead) -> ZoneResolution:
+        return resolve_zones(lead, self._rules.zip_table, fallback_zone=self._dealership.time_zone)
 
     def _legal_window(self, zone: ZoneResolution) -> LegalWindow:
         """One cached legal-window function per distinct zone set (most leads share a few).
@@ -304,8 +338,9 @@ class WorkQueue:
             "tier": score.tier.value,
             "grade": score.grade.value,
             "name": lead.person.full_name,
-            "vehicle": lead.vehicle.description if lead.vehicle else "",
-            "source": lead.source.name,
+            # one copy of each repeated text across 50,000 rows
+            "vehicle": intern(lead.vehicle.description) if lead.vehicle else "",
+            "source": intern(lead.source.name),
         }
         reply = _unanswered_reply(history)
         if reply is not None:
@@ -354,16 +389,16 @@ class WorkQueue:
         return WorkItem(
             kind=kind,
             due_at=step.late_since or step.due_at,
-            action=_action_text(step),
+            action=intern(_action_text(step)),
             channel=_STEP_CHANNEL.get(step.channel),
-            detail=step.reason,
+            detail=intern(step.reason),
             **base,
         )
 
 
-def _haystack_of(entry: _Entry | None, item: WorkItem) -> str:
+def _haystack_of(haystack: str | None, item: WorkItem) -> str:
     """What a search looks in; from the row itself for a lead not derived yet."""
-    return entry.haystack if entry is not None else f"{item.name} {item.vehicle}".lower()
+    return haystack if haystack is not None else f"{item.name} {item.vehicle}".lower()
 
 
 def _action_text(step: PlannedStep) -> str:

@@ -378,6 +378,12 @@ class Repository:
                 for row in lead_rows
             ]
 
+    def queue_lead_ids(self, agent_id: str | None = None) -> list[str]:
+        """The ids of the leads `all_leads_with_history` gives, in its order."""
+        with self._store.read("reading the queue") as session:
+            query = self._queue_query(agent_id).with_only_columns(LeadRow.id)
+            return list(session.scalars(query.order_by(LeadRow.id)))
+
     @staticmethod
     def _queue_query(agent_id: str | None) -> Any:
         query = select(LeadRow).where(LeadRow.removed_reason.is_(None))
@@ -525,6 +531,14 @@ class Repository:
             fresh = session.get(DatasetRow, name)
             return CachedDocument(
                 name, freeze(row.content), None if fresh is None else fresh.fresh_as_of
+            )
+
+    def document_content(self, name: str) -> Any:
+        """The cached dataset's JSON as stored (not made read-only: for a caller that only
+        reads it once, e.g. the queue's snapshot of 50,000 rows); None when there is none."""
+        with self._store.read(f"reading the cached {name}") as session:
+            return session.scalar(
+                select(CachedDocumentRow.content).where(CachedDocumentRow.name == name)
             )
 
     # Agents (managers)

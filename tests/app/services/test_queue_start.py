@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from app.demo.generator import DEMO_STORE
+from app.domain.priority import WorkKind
 from app.rulebook import load_rulebook
 from app.services.queue import QueueService
 from app.services.workqueue import WorkQueue
@@ -184,6 +185,43 @@ def test_a_lead_refreshed_while_the_bulk_refresh_reads_is_not_undone(tmp_path: P
             assert service.work_queue.history("lead-001") == newer and len(newer) == 1
 
         store.repository.leads_with_history = slow_read  # type: ignore[method-assign,assignment]
+        asyncio.run(main())
+    finally:
+        store.close()
+
+
+def test_the_compact_snapshot_round_trips_and_older_snapshots_still_read(
+    tmp_path: Path,
+) -> None:
+    from app.services.queue import snapshot_items, work_item_to_dict
+    from app.store.repository import Dataset
+
+    store = open_local_store(tmp_path / "local.db", KEY)
+    try:
+        leads = [make_lead(f"lead-{n}", first=name) for n, name in enumerate(["Ann", "Bob", "Cy"])]
+        store.repository.apply_changes([lead_change(lead) for lead in leads], "1")
+        store.repository.apply_changes([activity_change(make_call("lead-1"))], "2")
+        service = _service(store)
+        service.load()
+        items = service.items()
+        assert {i.kind for i in items} == {WorkKind.NEW_LEAD, WorkKind.FOLLOW_UP}
+        assert service.save_snapshot() == 3
+        content = store.repository.document_content(Dataset.WORK_ITEMS)
+        assert content["version"] == 3 and len(content["rows"]) == 3
+        assert snapshot_items(content) == (items, 3)
+        older = [work_item_to_dict(i) for i in items]
+        assert snapshot_items({"items": older, "leads": 4}) == (items, 4)
+        assert snapshot_items(older) == (items, 3)
+
+        async def main() -> None:
+            for content in ({"items": older, "leads": 3}, older):
+                store.repository.save_document(Dataset.WORK_ITEMS, content, NOW)
+                again = _service(store)
+                again.load(background=True)
+                assert again.work_queue.loading and again.items() == items
+                await again.loaded()
+                assert again.items() == items
+
         asyncio.run(main())
     finally:
         store.close()

@@ -133,3 +133,40 @@ def test_detail_says_whether_each_channel_is_allowed_now(rules: Rulebook) -> Non
     assert "quiet hours" in call.message
     assert call.next_allowed_at is not None
     assert call.next_allowed_at.astimezone(detail.zone.primary_zone).hour == 8
+
+
+def test_with_a_reader_only_rows_stay_in_memory_and_the_workspace_reads_its_lead(
+    rules: Rulebook,
+) -> None:
+    from app.services import workqueue
+
+    leads = [_lead(f"lead-{n:02d}", n + 1) for n in range(workqueue.KEEP_RECENT + 8)]
+    stored = {lead.id: (lead, [_call(lead, 0)] if n % 3 else []) for n, lead in enumerate(leads)}
+    reads: list[str] = []
+
+    def reader(lead_id: str) -> tuple[Lead, list[Activity]] | None:
+        reads.append(lead_id)
+        return stored.get(lead_id)
+
+    in_memory = WorkQueue(rules, DEMO_STORE)
+    in_memory.load(stored.values(), NOW)
+    queue = WorkQueue(rules, DEMO_STORE)
+    queue.read_from(reader)
+    queue.load(stored.values(), NOW)
+    assert queue.items(NOW) == in_memory.items(NOW)
+    assert queue.items(NOW, search="lopez-lead-03") == in_memory.items(NOW, search="lopez-lead-03")
+    assert len(queue._kept) == workqueue.KEEP_RECENT  # the last derived, not every lead
+    oldest = leads[0].id
+    assert oldest not in queue._kept
+    assert queue.detail(oldest, NOW) == in_memory.detail(oldest, NOW)
+    assert queue.history(oldest) == in_memory.history(oldest)
+    assert reads == [oldest]  # read once, then kept while it is recent
+    # a lead re-derived is shown as derived, not read again
+    lead = leads[1]
+    queue.upsert(lead, [_call(lead, 0), _call(lead, 2)], NOW)
+    assert len(queue.history(lead.id)) == 2 and reads == [oldest]
+    # gone from the store: the workspace cannot show it
+    del stored[leads[2].id]
+    with pytest.raises(KeyError):
+        queue.detail(leads[2].id, NOW)
+    assert queue.remove(leads[2].id) and leads[2].id not in queue

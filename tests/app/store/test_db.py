@@ -291,6 +291,26 @@ def test_a_database_from_a_newer_program_is_refused_and_left_alone(db_path: Path
         engine.dispose()
 
 
+def test_a_database_at_the_newest_schema_opens_without_loading_alembic(db_path: Path) -> None:
+    from app.store.db import _head_from_files
+
+    assert _head_from_files() == head_revision()
+    open_local_store(db_path, KEY).close()
+    child = _run_child(
+        """
+        import sys
+        from pathlib import Path
+        from app.store import open_local_store
+        open_local_store(Path(sys.argv[1]), sys.argv[2]).close()
+        print("alembic" in sys.modules, flush=True)
+        """,
+        str(db_path),
+        KEY,
+    )
+    out, err = child.communicate(timeout=60)
+    assert (child.returncode, out.strip()) == (0, "False"), err
+
+
 # Other processes
 
 
