@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 import app as core
 from server import hub, idempotency, scheduler
 from server.auth import PUBLIC, rule
-from server.db import Base, make_engine, make_sessionmaker, ping
+from server.db import Base, make_engine, make_sessionmaker, ping, read_only_engine
 from server.routes import ROUTERS
 from server.rules import clock_of
 from server.settings import Settings
@@ -69,6 +69,8 @@ def create_app(settings: Settings | None = None, *, create_tables: bool = False)
     api.state.settings = settings
     api.state.engine = engine
     api.state.sessions = make_sessionmaker(engine)
+    # Sessions that only read (sign-in checks, the change feed): no writer queue on SQLite.
+    api.state.read_sessions = make_sessionmaker(read_only_engine(engine))
     api.state.on_start = []
     api.state.on_stop = []
 

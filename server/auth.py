@@ -160,7 +160,7 @@ def current_principal(
     )
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized
-    with request.app.state.sessions() as session:
+    with request.app.state.read_sessions() as session:
         principal = principal_for(session, credentials.credentials, utcnow())
     if principal is None:
         unauthorized.detail = "token expired, revoked or unknown: sign in again"

@@ -161,23 +161,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     if args.no_scheduler:
         settings = dataclasses.replace(settings, run_scheduler=False)
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and args.db.startswith("sqlite"):
+        print(
+            "error: --workers needs PostgreSQL: SQLite has one writer at a time, so several "
+            "processes would only queue for it (run one process, or use PostgreSQL)",
+            file=sys.stderr,
+        )
+        return 2
     if not args.no_migrate:
         upgrade(args.db)  # safe with several processes starting at once (see migrations/env.py)
-    api = create_app(settings)
-    print(
+    where = (
         f"lead API on http://{args.host}:{args.port} (database: {_redact(args.db)}; "
-        f"OpenAPI at /openapi.json, docs at /docs)",
-        flush=True,
+        "OpenAPI at /openapi.json, docs at /docs"
     )
+    options = {
+        "log_level": args.log_level,
+        "proxy_headers": True,
+        "forwarded_allow_ips": args.forwarded_allow_ips,
+    }
+    if args.workers > 1:
+        from server.workers import WorkerSpec, serve_workers
+
+        print(f"{where}; {args.workers} worker processes)", flush=True)
+        spec = WorkerSpec(args.db, settings.run_scheduler, options)
+        return serve_workers(spec, args.host, args.port, args.workers)
+    api = create_app(settings)
+    print(f"{where})", flush=True)
     # hub.serve ends open SSE streams on Ctrl+C / SIGTERM, so shutdown is prompt.
-    serve(
-        api,
-        args.host,
-        args.port,
-        log_level=args.log_level,
-        proxy_headers=True,
-        forwarded_allow_ips=args.forwarded_allow_ips,
-    )
+    serve(api, args.host, args.port, **options)
     return 0
 
 
@@ -241,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--forwarded-allow-ips",
         default="127.0.0.1",
         help="proxies whose X-Forwarded-* headers are trusted (comma-separated, or *)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes sharing the port (PostgreSQL only; default 1): intake is CPU work, "
+        "one process uses one core",
     )
     serve.set_defaults(func=cmd_serve)
 

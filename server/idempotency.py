@@ -256,7 +256,8 @@ class IdempotencyMiddleware:
         state = scope["app"].state
         settings: Settings = state.settings
         sessions: sessionmaker[Session] = state.sessions
-        principal = await anyio.to_thread.run_sync(_principal, sessions, headers)
+        readers: sessionmaker[Session] = getattr(state, "read_sessions", sessions)
+        principal = await anyio.to_thread.run_sync(_principal, readers, headers)
         if principal is None:
             await self.app(scope, receive, send)  # the route refuses it (401)
             return

@@ -32,7 +32,7 @@ def get_changes(
 ) -> Any:
     """Changes after `since` visible to you, oldest first. Continue with `next_cursor` while
     `has_more`; the cursor also moves past changes you may not see."""
-    with request.app.state.sessions() as session:
+    with request.app.state.read_sessions() as session:
         try:
             page = read_changes(session, principal, since, limit)
         except CursorGone as gone:
@@ -74,7 +74,7 @@ async def get_events(
 
     async def still_allowed() -> bool:
         def check() -> bool:
-            with app.state.sessions() as session:
+            with app.state.read_sessions() as session:
                 return principal_for(session, secret, utcnow()) == principal
 
         return bool(await anyio.to_thread.run_sync(check))

@@ -19,7 +19,7 @@ from app.domain.codec import activity_from_dict, activity_to_dict, lead_from_dic
 from app.domain.dealership import Dealership
 from app.domain.leads import Lead
 from server.auth import Principal, Role
-from server.changes import record
+from server.changes import batching, record
 from server.db import ActivityRow, LeadAssignmentRow, LeadRow, StoreRow, UserRow, utcnow
 
 
@@ -113,9 +113,12 @@ def save_lead(
     else:
         for key, value in values.items():
             setattr(row, key, value)
-    session.flush()
+    if created or not batching(session):
+        # A new lead goes in first, on its own: the rows that refer to it (holdings, activities,
+        # jobs) have no ORM relationship telling the unit of work to insert it before them.
+        session.flush()
     if created:
-        _hold(session, row, assigned_at or lead.received_at)
+        _hold(session, row, assigned_at or lead.received_at, first=True)
     elif previous_agent != row.assigned_agent_id:
         _hold(session, row, assigned_at or utcnow())
     payload = lead_change_payload(row)
@@ -158,19 +161,22 @@ def _name_of(session: Session, user_id: str) -> str:
     return user_id if user is None else (user.display_name or user.username)
 
 
-def _hold(session: Session, row: LeadRow, since: datetime) -> None:
-    """Close the lead's open holding and open one for its current assignee."""
-    session.execute(
-        update(LeadAssignmentRow)
-        .where(LeadAssignmentRow.lead_id == row.id, LeadAssignmentRow.until.is_(None))
-        .values(until=since)
-    )
+def _hold(session: Session, row: LeadRow, since: datetime, *, first: bool = False) -> None:
+    """Close the lead's open holding and open one for its current assignee (`first`: a lead
+    just inserted, which has no holding to close)."""
+    if not first:
+        session.execute(
+            update(LeadAssignmentRow)
+            .where(LeadAssignmentRow.lead_id == row.id, LeadAssignmentRow.until.is_(None))
+            .values(until=since)
+        )
     session.add(
         LeadAssignmentRow(
             lead_id=row.id, store_id=row.store_id, agent_id=row.assigned_agent_id, since=since
         )
     )
-    session.flush()
+    if not batching(session):
+        session.flush()
 
 
 # A PC's clock and the server's differ a little: an activity this close outside a holding counts.
@@ -208,7 +214,8 @@ def add_activity(session: Session, lead_row: LeadRow, activity: Activity) -> Act
         data=data,
     )
     session.add(row)
-    session.flush()
+    if not batching(session):
+        session.flush()  # a duplicate id fails here, before its change is recorded
     record(
         session,
         store_id=lead_row.store_id,

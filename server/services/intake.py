@@ -51,6 +51,7 @@ from app.domain.leads import (
 from app.domain.phones import Phone, PhoneKind, TimeOfDay, make_phone
 from app.domain.scoring import LeadScore, score_change_activity, score_changed, score_lead
 from app.rulebook import Rulebook
+from server.changes import batched, batching
 from server.db import JobRow, LeadRow, RawPayloadRow, StoreRow
 from server.intake.adf import guess_source_type
 from server.rules import store_hours
@@ -423,6 +424,18 @@ def ingest(
     A DomainError here means the caller must roll back and reject the document.
     """
     routing.lock_floor(session, store.id)  # before any change is recorded (see routing)
+    with batched(session):  # the rows are written together at the caller's next flush
+        return _ingest(session, store, leads, rules, settings, now)
+
+
+def _ingest(
+    session: Session,
+    store: StoreRow,
+    leads: Sequence[IncomingLead],
+    rules: Rulebook,
+    settings: Settings,
+    now: datetime,
+) -> list[IntakeOutcome]:
     dealership = dealership_of(store)
     hours = store_hours(rules, store)
     outcomes = []
@@ -489,7 +502,8 @@ def enqueue(session: Session, kind: str, dedupe_key: str, row: LeadRow, due_at: 
             kind=kind, dedupe_key=dedupe_key, store_id=row.store_id, lead_id=row.id, due_at=due_at
         )
     )
-    session.flush()
+    if not batching(session):
+        session.flush()
 
 
 def find_duplicate(

@@ -28,8 +28,9 @@ def prepared_database(db_url: str) -> str:
 
 
 class ServerProcess:
-    def __init__(self, db_url: str, api_key: str, log_path: Path) -> None:
+    def __init__(self, db_url: str, api_key: str, log_path: Path, *, workers: int = 1) -> None:
         self.db_url = db_url
+        self.workers = workers
         self.api_key = api_key
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -53,6 +54,8 @@ class ServerProcess:
                 "--no-migrate",
                 "--log-level",
                 "warning",
+                "--workers",
+                str(self.workers),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -8,6 +8,7 @@ use (SQLite and PostgreSQL), and show the hazard is real without it.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.auth import Principal, Role
-from server.changes import record
+from server.changes import batched, record
 from server.db import ChangeRow, is_postgres, make_engine, make_sessionmaker, utcnow
 from server.hub import read_changes
 from server.migrate import upgrade
@@ -185,3 +186,86 @@ def test_without_the_lock_a_reader_would_skip(
         slow.commit()
     assert slow_seq is not None and slow_seq < cursor
     assert poll(reader, cursor)[0] == []  # skipped for good: why record() takes the lock
+
+
+def test_batched_and_plain_writers_together_skip_nothing(
+    engine: Engine, reader: sessionmaker[Session]
+) -> None:
+    """Intake records its changes inside `batched` (written at the commit, after the lock);
+    other routes record theirs one by one. Mixed, concurrently: every change once, in order."""
+    sessions = make_sessionmaker(engine)
+    writers, transactions_each = 6, 10
+    start = threading.Barrier(writers + 1)
+    errors: list[BaseException] = []
+
+    def write(index: int) -> None:
+        rng = random.Random(index)
+        try:
+            start.wait()
+            for _ in range(transactions_each):
+                with sessions() as session, session.begin():
+                    scope = batched(session) if index % 2 else contextlib.nullcontext()
+                    with scope:
+                        for n in range(rng.randint(1, 4)):
+                            record(
+                                session,
+                                store_id="lakeside",
+                                entity="lead",
+                                entity_id=f"W{index}-{n}",
+                                data={},
+                            )
+                    time.sleep(rng.uniform(0, 0.01))
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    received: list[int] = []
+    cursor = 0
+    while any(t.is_alive() for t in threads):
+        got, cursor = poll(reader, cursor)
+        received += got
+    for thread in threads:
+        thread.join()
+    received += poll(reader, cursor)[0]
+    assert not errors, errors
+    with sessions() as session:
+        written = [seq for (seq,) in session.query(ChangeRow.seq).order_by(ChangeRow.seq)]
+    assert received == written
+
+
+def test_batched_changes_are_written_at_commit_in_record_order(engine: Engine) -> None:
+    sessions = make_sessionmaker(engine)
+    with sessions() as session, session.begin():
+        with batched(session):
+            kept = [
+                record(session, store_id="lakeside", entity="lead", entity_id=name, data={})
+                for name in ("a", "b")
+            ]
+            assert all(row.seq is None for row in kept)  # drawn at the commit
+            assert session.query(ChangeRow).count() == 0
+        # A plain record() after them writes them first: record() order is the seq order.
+        last = record(session, store_id="lakeside", entity="lead", entity_id="c", data={})
+        with batched(session):
+            record(session, store_id="lakeside", entity="lead", entity_id="d", data={})
+    with sessions() as session:
+        rows = session.query(ChangeRow.entity_id).order_by(ChangeRow.seq).all()
+    assert [r for (r,) in rows] == ["a", "b", "c", "d"]
+    assert kept[0].seq < kept[1].seq < last.seq
+    # Kept rows of a transaction that rolls back are dropped with it.
+
+    def rolled_back() -> None:
+        with sessions() as session, session.begin():
+            with batched(session):
+                record(session, store_id="lakeside", entity="lead", entity_id="gone", data={})
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        rolled_back()
+    with sessions() as session, session.begin():
+        record(session, store_id="lakeside", entity="lead", entity_id="e", data={})
+    with sessions() as session:
+        rows = session.query(ChangeRow.entity_id).order_by(ChangeRow.seq).all()
+    assert [r for (r,) in rows] == ["a", "b", "c", "d", "e"]

@@ -36,10 +36,15 @@ class Process:
     log: Path
 
 
-def _start(db_url: str, log: Path, extra_env: dict[str, str]) -> Process:
+def _start(
+    db_url: str, log: Path, extra_env: dict[str, str], args: tuple[str, ...] = ()
+) -> Process:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "BDC_SSE_HEARTBEAT": "1", **extra_env}
-    command = [sys.executable, "-m", "server.cli", "serve", "--db", db_url, "--port", str(port)]
+    command = [
+        *(sys.executable, "-m", "server.cli", "serve", "--db", db_url, "--port", str(port)),
+        *args,
+    ]
     with log.open("wb") as output:
         popen = subprocess.Popen(
             [*command, "--log-level", "warning"],
@@ -192,3 +197,76 @@ def test_settings_from_env_parses_and_names_bad_values() -> None:
         settings_from_env("sqlite://", {"BDC_SMTP_PORT": "twenty"})
     with pytest.raises(ValueError, match="BDC_RUN_SCHEDULER"):
         settings_from_env("sqlite://", {"BDC_RUN_SCHEDULER": "maybe"})
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(stat[1]) == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+def test_workers_share_the_port_and_wake_each_others_streams(db_url: str, tmp_path: Path) -> None:
+    """`serve --workers 2` (PostgreSQL): two worker processes behind one port; a lead posted
+    to whichever worker answers pokes every agent's stream, wherever it is served; SIGTERM to
+    the parent ends them all promptly."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("--workers is for PostgreSQL (refused on SQLite: see the next test)")
+    from server.migrate import upgrade
+
+    upgrade(db_url)
+    api_key, _ = seed_stores_and_users(db_url)
+    process = _start(db_url, tmp_path / "workers.log", {}, ("--workers", "2"))
+    try:
+        _wait_healthy([process])
+        deadline = time.monotonic() + 30
+        while len(workers := _children(process.popen.pid)) < 2:
+            assert time.monotonic() < deadline, process.log.read_text()
+            time.sleep(0.2)
+        token = sign_in(process.base_url, "ana")
+        streams = [SseClient(f"{process.base_url}/v1/events", token) for _ in range(6)]
+        try:
+            firsts = [seq_of(stream.next(10, is_poke)) for stream in streams]
+            lead = {
+                "person": {"first_name": "Rosa", "last_name": "Delgado"},
+                "phones": [{"number": "(312) 555-0142", "kind": "cellphone"}],
+            }
+            headers = {"Authorization": f"Bearer {api_key}"}
+            response = httpx.post(f"{process.base_url}/v1/leads", json=lead, headers=headers)
+            assert response.status_code == 201, response.text
+            for stream, first in zip(streams, firsts, strict=True):
+                stream.next(2.0, lambda e, first=first: is_poke(e) and seq_of(e) > first)
+        finally:
+            for stream in streams:
+                stream.close()
+        assert _stop(process) < 15.0
+        for pid in workers:
+            assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+    finally:
+        if process.popen.poll() is None:
+            process.popen.kill()
+            process.popen.wait()
+
+
+def _zombie(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return True
+
+
+def test_workers_are_refused_on_sqlite(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'leads.db'}"
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve", "--db", db_url, "--workers", "2"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--workers needs PostgreSQL" in result.stderr
