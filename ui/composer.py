@@ -88,6 +88,8 @@ class Composer(QWidget):
         self._choices: list[TemplateChoice] = []
         self.decision: ContactDecision | None = None
         self._check_when_shown = False  # the lead changed while this tab was not shown
+        self._render_when_shown = False  # ... and its thread and templates wait too
+        self._new_lead = True  # since the last render: the draft and template start over
         noun = _NOUN[channel]
 
         self.thread = QTextBrowser()
@@ -163,19 +165,30 @@ class Composer(QWidget):
     # -- lead
 
     def set_lead(self, detail: LeadDetail | None) -> None:
-        same_lead = (
-            detail is not None
-            and self._detail is not None
-            and detail.lead.id == self._detail.lead.id
-        )
+        """Show this lead's thread, templates and rules. While the composer is not shown (its
+        tab is not the current one) that waits until it is: the agent moving through the queue
+        pays only for what is on screen. A draft stays while the lead stays the same."""
+        if detail is None or self._detail is None or detail.lead.id != self._detail.lead.id:
+            self._new_lead = True
         self._detail = detail
         if detail is None:
+            self._render_when_shown = False
             self.thread.clear()
             self.picker.clear()
             self.body.clear()
             self.decision = None
             self._show_decision()
             return
+        if not self.isVisible():
+            self._render_when_shown = True
+            self.decision = None  # not known yet (and not the previous lead's)
+            self._show_decision()
+            return
+        self._render(detail)
+
+    def _render(self, detail: LeadDetail) -> None:
+        same_lead = not self._new_lead
+        self._new_lead = self._render_when_shown = False
         self.thread.setHtml(render_thread_html(detail, self.channel, self._colors))
         self.thread.moveCursor(QTextCursor.MoveOperation.End)
         if not same_lead:
@@ -218,7 +231,9 @@ class Composer(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if self._check_when_shown:
+        if self._render_when_shown and self._detail is not None:
+            self._render(self._detail)
+        elif self._check_when_shown:
             self.refresh_compliance()
 
     def _show_decision(self) -> None:
@@ -277,6 +292,8 @@ class Composer(QWidget):
         The result (sent, "will send when online", or the server-side reason) shows below."""
         if self._detail is None:
             return False
+        if self._render_when_shown:  # never a draft written for another lead
+            self._render(self._detail)
         self._check()  # the rules apply at the moment of the click
         if self.blocked():
             self.status.setText("Not sent: blocked by the rules above.")

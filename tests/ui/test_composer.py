@@ -115,3 +115,25 @@ def test_a_hidden_composer_checks_the_rules_once_its_tab_is_shown(
     window.tabs.setCurrentIndex(TAB_TEXT)
     assert asked.count(Channel.TEXT) == 1
     assert composer.banner.isVisible() and "quiet hours" in composer.banner.text()
+
+
+def test_a_hidden_composer_shows_the_lead_it_was_given_once_shown_and_keeps_a_draft(
+    qtbot: QtBot,
+) -> None:
+    window = _window_at(qtbot, NOW)
+    first, _ = _textable_lead_in_chicago(window, NOW, blocked_by=None)
+    composer = window.text_composer
+    window.tabs.setCurrentIndex(TAB_TEXT)
+    window._select_row(first)
+    composer.body.setPlainText("my draft")
+    window.tabs.setCurrentIndex(TAB_LEAD)
+    window._show_workspace(window.model.item_at(first))  # same lead again: the draft stays
+    window.tabs.setCurrentIndex(TAB_TEXT)
+    assert composer.body.toPlainText() == "my draft"
+    other = next(r for r in range(window.model.rowCount()) if r != first)
+    window.tabs.setCurrentIndex(TAB_LEAD)
+    window._select_row(other)
+    assert composer.body.toPlainText() == "my draft"  # hidden: nothing redone yet
+    window.tabs.setCurrentIndex(TAB_TEXT)
+    assert composer.body.toPlainText() != "my draft"  # another lead: the draft is gone
+    assert composer.picker.count() > 1
