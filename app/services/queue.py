@@ -170,7 +170,8 @@ class QueueService:
         self._loading: asyncio.Task[None] | None = None
         self._stop_loading = False
         self._pending: dict[str, None] = {}  # bulk pages' leads waiting for one refresh
-        self._flush: asyncio.TimerHandle | None = None
+        self._flush: asyncio.Handle | None = None
+        self._flush_due = 0.0  # the loop's time it is due at
         self._downloading = False  # pages said more follow: the last one flushes
         self._flushing: asyncio.Task[None] | None = None
         self._fresher: set[str] = set()  # refreshed while the flush read its chunk
@@ -331,13 +332,12 @@ class QueueService:
             delay = 0.0 if self._downloading else BULK_FLUSH_SECONDS
             self._downloading = False
         due = loop.time() + delay
-        if self._flush is None or (not changes.more and self._flush.when() > due):
+        # Re-armed while the download goes on; brought forward when it ends.
+        if self._flush is None or changes.more or self._flush_due > due:
             if self._flush is not None:
                 self._flush.cancel()
-            self._flush = loop.call_at(due, self._start_flush)
-        elif changes.more:  # re-armed: the download goes on
-            self._flush.cancel()
-            self._flush = loop.call_at(due, self._start_flush)
+            # (qasync's timer handles do not tell their time: it is kept here)
+            self._flush, self._flush_due = loop.call_at(due, self._start_flush), due
 
     def _start_flush(self) -> None:
         self._flush = None

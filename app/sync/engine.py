@@ -427,24 +427,30 @@ class SyncEngine:
                 # the change feed keeps them current.
                 await self.download_contact_blocks()
             size = self._settings.page_size
+            page: ChangesPage = await self._api.changes(self._cursor(), size)
             while True:
-                page: ChangesPage = await self._api.changes(self._cursor(), size)
-                result = self._store.repository.apply_changes(
-                    [
-                        {"seq": c.seq, "entity": c.entity, "entity_id": c.entity_id, "data": c.data}
-                        for c in page.changes
-                    ],
-                    str(page.next_cursor),
-                    fresh_as_of=self._now(),
-                )
+                following: asyncio.Future[ChangesPage] | None = None
+                if page.has_more:
+                    # A long download: bigger pages, fewer round trips and transactions; the
+                    # server reads the next page while this one is stored (in a worker thread:
+                    # the loop sends the request and stays responsive).
+                    size = max(size, self._settings.bulk_page_size)
+                    following = asyncio.ensure_future(self._api.changes(page.next_cursor, size))
+                try:
+                    result = await self._store_page(page)
+                except BaseException:
+                    if following is not None:
+                        following.cancel()
+                        with contextlib.suppress(BaseException):
+                            await following
+                    raise
                 if page.changes:
                     self._applied(replace(result, more=page.has_more))
                     self._dispatch_entities(page.changes)
                 applied += len(page.changes)
-                if not page.has_more:
+                if following is None:
                     break
-                # A long download: bigger pages, fewer round trips and transactions.
-                size = max(size, self._settings.bulk_page_size)
+                page = await following
         except ResyncNeeded as exc:
             await self.full_resync(exc.newest or 0)
         except NetworkError as exc:
@@ -462,6 +468,27 @@ class SyncEngine:
         self._publish(connectivity=Connectivity.ONLINE, last_sync=now, last_error="")
         await self._check_rules()  # after the queue is current and the state says online
         return applied
+
+    async def _store_page(self, page: ChangesPage) -> AppliedChanges:
+        changes = [
+            {"seq": c.seq, "entity": c.entity, "entity_id": c.entity_id, "data": c.data}
+            for c in page.changes
+        ]
+        write = asyncio.ensure_future(
+            asyncio.to_thread(
+                self._store.repository.apply_changes,
+                changes,
+                str(page.next_cursor),
+                fresh_as_of=self._now(),
+            )
+        )
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # Stopped meanwhile: the page's transaction ends before the store may close.
+            with contextlib.suppress(Exception):
+                await write
+            raise
 
     async def download_contact_blocks(self) -> int:
         """Replace the local opt-out and do-not-call lists with the server's (GET
