@@ -16,6 +16,7 @@ Per accepted lead (`ingest`):
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import or_, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from app.domain.activities import Activity, ActivityKind
@@ -517,18 +518,30 @@ def find_duplicate(
     """The newest lead of the store with one of `lead`'s phones or e-mails, within the window."""
     phones = sorted({p.e164 for p in lead.phones if p.reachable and p.e164})
     emails = sorted({e.address.lower() for e in lead.emails if e.valid})
+    if not phones and not emails:
+        return None
+    params: dict[str, Any] = {"store_id": store_id}
+    if phones:
+        params["phones"] = phones
+    if emails:
+        params["emails"] = emails
+    if not resend:
+        params["since"] = now - settings.duplicate_window
+    return session.scalar(_duplicate_query(bool(phones), bool(emails), resend), params)
+
+
+@functools.cache
+def _duplicate_query(phones: bool, emails: bool, resend: bool) -> Select[tuple[LeadRow]]:
+    """find_duplicate's statement, built once per shape (with bind parameters)."""
     matches = []
     if phones:
-        matches.append(LeadRow.phone_e164.in_(phones))
+        matches.append(LeadRow.phone_e164.in_(bindparam("phones", expanding=True)))
     if emails:
-        matches.append(LeadRow.email.in_(emails))
-    if not matches:
-        return None
-    query = select(LeadRow).where(LeadRow.store_id == store_id, or_(*matches))
+        matches.append(LeadRow.email.in_(bindparam("emails", expanding=True)))
+    query = select(LeadRow).where(LeadRow.store_id == bindparam("store_id"), or_(*matches))
     if not resend:
-        query = query.where(LeadRow.received_at >= now - settings.duplicate_window)
-    query = query.order_by(LeadRow.received_at.desc(), LeadRow.id).limit(1).with_for_update()
-    return session.scalar(query)
+        query = query.where(LeadRow.received_at >= bindparam("since"))
+    return query.order_by(LeadRow.received_at.desc(), LeadRow.id).limit(1).with_for_update()
 
 
 def merge_leads(existing: Lead, new: Lead) -> Lead:
