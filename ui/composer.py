@@ -32,6 +32,7 @@ from app.services.workqueue import LeadDetail
 from ui import asyncs
 from ui.content import LeadContent, TemplateChoice
 from ui.ports import Clock, LeadActions
+from ui.signals import emit
 from ui.theme import Colors, current_colors
 from ui.workspace import render_thread_html
 
@@ -328,4 +329,4 @@ class Composer(QWidget):
         if result.ok:
             self.body.clear()
             self.subject.clear()
-            self.sent.emit(result)
+            emit(self.sent, result)

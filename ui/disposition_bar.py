@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.domain.dispositions import Disposition, DispositionCatalog
 from app.services.actions import DispositionResult
+from ui.signals import emit
 from ui.theme import Colors, current_colors
 
 UNDO_SECONDS = 8
@@ -73,12 +74,12 @@ class DispositionBar(QFrame):
             # Let the bar shrink beside a wide queue; the two-line labels fit ~135 px.
             button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             button.setMinimumWidth(135)
-            button.clicked.connect(lambda _=False, code=disposition.code: self.chosen.emit(code))
+            button.clicked.connect(lambda _=False, code=disposition.code: emit(self.chosen, code))
             grid.addWidget(button, position // COLUMNS, position % COLUMNS)
             self.buttons[disposition.code] = button
             if disposition.hotkey:
                 shortcut = QShortcut(QKeySequence(disposition.hotkey), shortcut_parent)
-                shortcut.activated.connect(lambda code=disposition.code: self.chosen.emit(code))
+                shortcut.activated.connect(lambda code=disposition.code: emit(self.chosen, code))
                 self.shortcuts[disposition.code] = shortcut
 
         self.result = QLabel()
@@ -168,7 +169,7 @@ class DispositionBar(QFrame):
         self._undo_token = None
         self._undo_timer.stop()
         self.undo_button.hide()
-        self.undo_requested.emit(token)
+        emit(self.undo_requested, token)
 
 
 def _button_text(disposition: Disposition, *, likely: bool = False) -> str:

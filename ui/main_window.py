@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -76,6 +77,7 @@ from ui.ports import (
     PresenceState,
 )
 from ui.queue_model import COL_DUE, COL_NAME, COL_SOURCE, COL_TIER, COL_VEHICLE, QueueModel
+from ui.signals import emit
 from ui.status import Banner, PresenceControl, SyncStatusBar, elapsed_text
 from ui.theme import current_colors
 from ui.workspace import render_lead_html, render_script_html
@@ -363,7 +365,7 @@ class MainWindow(QMainWindow):
         self._build_shortcuts()
 
         self.call_event.connect(self._on_call_event)
-        self._unsubscribe_dialer = dialer.subscribe(self.call_event.emit)
+        self._unsubscribe_dialer = dialer.subscribe(partial(emit, self.call_event))
         self.table.selectionModel().currentRowChanged.connect(self._show_current)
 
         # The one refresh timer: repaints countdowns every second, re-ranks every few seconds.
@@ -831,7 +833,7 @@ class MainWindow(QMainWindow):
         if result.undo_token:
             self._undo_leads[result.undo_token] = item.lead_id
         self.disposition_bar.show_result(item.name, result)
-        self.disposition_logged.emit(result)
+        emit(self.disposition_logged, result)
 
     def _select_next_after(self, lead_id: str) -> None:
         for row in range(self.model.rowCount()):

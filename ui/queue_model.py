@@ -43,6 +43,7 @@ from app.domain.priority import (
     why_first,
 )
 from app.services.ranking import sort_key, turns_at
+from ui.signals import emit
 from ui.theme import Colors, current_colors
 
 log = logging.getLogger(__name__)
@@ -582,7 +583,7 @@ class QueueModel(QAbstractTableModel):
             if announce and item.kind in _ALERT_KINDS:
                 self._flash_until[item.lead_id] = now + FLASH_SECONDS
                 self._emit_rows(row, row)
-                self.item_arrived.emit(item)
+                emit(self.item_arrived, item)
 
     # -- the general path
 
@@ -609,14 +610,14 @@ class QueueModel(QAbstractTableModel):
                     self._moved_until[lead_id] = now + MOVED_MARK_SECONDS
             new_rows = {item.lead_id: row for row, item in enumerate(survivors)}
             old_items = self._items
-            self.layoutAboutToBeChanged.emit()
+            emit(self.layoutAboutToBeChanged)
             persistent = self.persistentIndexList()
             self._items = survivors
             self.changePersistentIndexList(
                 persistent,
                 [self.index(new_rows[old_items[p.row()].lead_id], p.column()) for p in persistent],
             )
-            self.layoutChanged.emit()
+            emit(self.layoutChanged)
             if survivors:
                 self._emit_rows(0, len(survivors) - 1)
         else:
@@ -635,10 +636,10 @@ class QueueModel(QAbstractTableModel):
             if announce and item.kind in _ALERT_KINDS:
                 self._flash_until[item.lead_id] = now + FLASH_SECONDS
                 self._emit_rows(row, row)
-                self.item_arrived.emit(item)
+                emit(self.item_arrived, item)
 
     def _emit_rows(self, first: int, last: int) -> None:
-        self.dataChanged.emit(self.index(first, 0), self.index(last, len(HEADERS) - 1))
+        emit(self.dataChanged, self.index(first, 0), self.index(last, len(HEADERS) - 1))
 
     def tick(self) -> None:
         """Repaint the countdowns: one dataChanged over the countdown column.
@@ -659,4 +660,4 @@ class QueueModel(QAbstractTableModel):
         if self._items:
             top = self.index(0, COL_DUE)
             bottom = self.index(len(self._items) - 1, COL_DUE)
-            self.dataChanged.emit(top, bottom, [Qt.ItemDataRole.DisplayRole])
+            emit(self.dataChanged, top, bottom, [Qt.ItemDataRole.DisplayRole])

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QComboBox, QFrame, QHBoxLayout, QLabel, QPushButto
 
 from app.sync.engine import Connectivity, SyncStatus
 from ui.ports import PAUSE_REASONS, Presence, PresenceState
+from ui.signals import emit
 from ui.theme import Colors, current_colors
 
 _CONNECTIVITY = {
@@ -164,10 +165,10 @@ class PresenceControl(QWidget):
 
     def _picked(self, index: int) -> None:
         if index == 0:
-            self.changed.emit(Presence(PresenceState.AVAILABLE, self.presence.since))
+            emit(self.changed, Presence(PresenceState.AVAILABLE, self.presence.since))
         else:
             reason = PAUSE_REASONS[index - 1]
-            self.changed.emit(Presence(PresenceState.PAUSED, self.presence.since, reason))
+            emit(self.changed, Presence(PresenceState.PAUSED, self.presence.since, reason))
 
     def show_presence(self, presence: Presence, now: datetime) -> None:
         self.presence = presence

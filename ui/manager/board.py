@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.services.manager import AgentOnFloor, Board, QueueLead
+from ui.signals import emit
 from ui.theme import current_colors
 
 LEAD_IDS_MIME = "application/x-bdc-lead-ids"
@@ -182,7 +183,7 @@ class FloorBoard(QTableWidget):
             return
         ids = bytes(event.mimeData().data(LEAD_IDS_MIME).data()).decode().split()
         event.acceptProposedAction()
-        self.leads_dropped.emit(ids, agent.user_id)
+        emit(self.leads_dropped, ids, agent.user_id)
 
 
 class QueueHealth(QTableWidget):
@@ -295,17 +296,17 @@ class QueueHealth(QTableWidget):
             state = STATE_LABELS.get(agent.state, agent.state).split(" ", 1)[-1]
             action = sub.addAction(f"{agent.name} — {state}")
             action.triggered.connect(
-                lambda _checked=False, a=agent.user_id: self.reassign_requested.emit(ids, a)
+                lambda _checked=False, a=agent.user_id: emit(self.reassign_requested, ids, a)
             )
         available = [a for a in self._agents if a.available]
         if available:
             first = sorted(available, key=lambda a: a.calls)[0]
             action = menu.addAction(f"Give to {first.name} (available, fewest calls)")
             action.triggered.connect(
-                lambda _checked=False, a=first.user_id: self.reassign_requested.emit(ids, a)
+                lambda _checked=False, a=first.user_id: emit(self.reassign_requested, ids, a)
             )
         pool = menu.addAction("Return to the pool")
-        pool.triggered.connect(lambda _checked=False: self.reassign_requested.emit(ids, None))
+        pool.triggered.connect(lambda _checked=False: emit(self.reassign_requested, ids, None))
         return menu
 
     def _menu(self, pos: QPoint) -> None:

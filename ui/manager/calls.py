@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.services.manager import CRITERIA, CallRecord
 from ui.manager.kpis import PERIOD_LABELS, seconds_text
+from ui.signals import emit
 
 
 class ScorecardDialog(QDialog):
@@ -146,7 +147,7 @@ class CallsPanel(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.table)
         self.period.currentIndexChanged.connect(
-            lambda _i: self.changed.emit(str(self.period.currentData()))
+            lambda _i: emit(self.changed, str(self.period.currentData()))
         )
         self.review.clicked.connect(self._review_selected)
         self.table.cellDoubleClicked.connect(self._double_clicked)
@@ -183,7 +184,7 @@ class CallsPanel(QWidget):
     def _review_selected(self) -> None:
         call = self.selected_call()
         if call is not None:
-            self.review_requested.emit(call)
+            emit(self.review_requested, call)
 
     def _double_clicked(self, row: int, column: int) -> None:
         call = self.calls[row] if row < len(self.calls) else None
@@ -192,4 +193,4 @@ class CallsPanel(QWidget):
         if column == 5 and call.recording_url:
             QDesktopServices.openUrl(QUrl(call.recording_url))
             return
-        self.review_requested.emit(call)
+        emit(self.review_requested, call)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.services.manager import BENCHMARKS, RESPONSE_TARGET_S, Funnel, KpiReport, kpi_csv
+from ui.signals import emit
 from ui.theme import current_colors
 
 PERIOD_LABELS = (("today", "Today"), ("week", "This week"), ("month", "This month"))
@@ -128,7 +129,7 @@ class KpiPanel(QWidget):
         return str(self.period.currentData()), str(self.group.currentData())
 
     def _changed(self, _index: int) -> None:
-        self.changed.emit(*self.selection())
+        emit(self.changed, *self.selection())
 
     # Showing a report
 
