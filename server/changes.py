@@ -14,6 +14,7 @@ lock, then all its changes in one multi-row INSERT — in record() order, since 
 inserts one table's new rows in the order they were added — then the commit. The lock then spans
 one statement and the commit instead of the whole request. A record() outside `batched` in the
 same transaction writes the kept rows first, so the order of record() calls is the seq order.
+On SQLite (no such lock: one writer at a time) batched rows simply go out with the next flush.
 """
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ def record(
         store_id=store_id, entity=entity, entity_id=entity_id, agent_id=agent_id, data=data
     )
     if batching(session):
-        session.info.setdefault(_KEPT, []).append(row)
+        if session.get_bind().dialect.name == "postgresql":
+            session.info.setdefault(_KEPT, []).append(row)
+        else:  # no lock to keep short (one writer at a time): out with the next flush
+            session.add(row)
         return row
     _write_kept(session)  # earlier record() calls get the lower seqs
     _lock(session)
