@@ -77,7 +77,7 @@ from ui.ports import (
     PresenceState,
 )
 from ui.queue_model import COL_DUE, COL_NAME, COL_SOURCE, COL_TIER, COL_VEHICLE, QueueModel
-from ui.signals import emit
+from ui.signals import emit, keep_singletons_alive
 from ui.status import Banner, PresenceControl, SyncStatusBar, elapsed_text
 from ui.theme import current_colors
 from ui.workspace import render_lead_html, render_script_html
@@ -374,6 +374,8 @@ class MainWindow(QMainWindow):
         self.countdown_timer.setInterval(1000)
         self.countdown_timer.timeout.connect(self._tick)
         self.countdown_timer.start()
+        # PySide6 6.12 on Python 3.11 leaks references to None/True (ui/signals.py).
+        self.singleton_top_up = keep_singletons_alive(self)
 
         self._show_all()
         self._update_counts()

@@ -29,6 +29,7 @@ from ui import asyncs
 from ui.manager.board import FloorBoard, QueueHealth
 from ui.manager.calls import CallsPanel, ScorecardDialog
 from ui.manager.kpis import KpiPanel
+from ui.signals import keep_singletons_alive
 from ui.theme import current_colors
 
 log = logging.getLogger("bdc.ui")
@@ -56,6 +57,7 @@ class ManagerWindow(QMainWindow):
         open_dialog: Callable[[QDialog], int] | None = None,
     ) -> None:
         super().__init__()
+        self.singleton_top_up = keep_singletons_alive(self)  # see ui/signals.py
         self.service = service
         self.setWindowTitle(title)
         self._open_dialog = open_dialog or (lambda dialog: dialog.exec())
