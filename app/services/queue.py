@@ -24,7 +24,7 @@ from typing import Any
 from app.domain.activities import Activity
 from app.domain.leads import Channel, Lead
 from app.domain.priority import WorkItem, WorkKind
-from app.services.workqueue import LeadDetail, WorkQueue
+from app.services.workqueue import LeadDetail, Prepared, WorkQueue
 from app.store.db import LocalStore
 from app.store.repository import AppliedChanges, Dataset, StoredLead
 
@@ -147,6 +147,11 @@ def work_item_of(data: Mapping[str, Any]) -> WorkItem:
 LOAD_CHUNK = 50
 # Leads read per query pair when a bulk download's leads are refreshed.
 FLUSH_CHUNK = 500
+# A bulk download's leads are put in the queue (and told to the listeners) this many at a time:
+# few large updates of the window instead of a row operation per lead (besides costing more,
+# PySide6 6.12 on Python 3.11 loses a reference to None per row operation, and 50,000 of them
+# crashed the program).
+BULK_TELL = 2500
 # A bulk download whose next page does not come within this long is refreshed all the same.
 BULK_IDLE_SECONDS = 10.0
 # A pulled page touching this many leads is a bulk download (the first sync, a long absence):
@@ -280,6 +285,10 @@ class QueueService:
     def _mine(self, assigned: str | None) -> bool:
         return self._agent_id is None or assigned in (None, self._agent_id)
 
+    def _wanted(self, stored: StoredLead) -> bool:
+        """In this queue: not taken away, and this agent's or the pool's."""
+        return stored.removed_reason is None and self._mine(stored.lead.assigned_agent_id)
+
     def refresh(self, lead_ids: Iterable[str]) -> tuple[str, ...]:
         """Re-derive these leads from the store (or drop them); tells the listeners."""
         ids = list(dict.fromkeys(lead_ids))
@@ -298,11 +307,7 @@ class QueueService:
         touched: list[str] = []
         for lead_id in lead_ids:
             read = found.get(lead_id)
-            if (
-                read is None
-                or read[0].removed_reason is not None
-                or not self._mine(read[0].lead.assigned_agent_id)
-            ):
+            if read is None or not self._wanted(read[0]):
                 if self._queue.remove(lead_id):
                     touched.append(lead_id)
                 continue
@@ -345,28 +350,54 @@ class QueueService:
             self._flushing = asyncio.ensure_future(self._flush_in_background())
 
     async def _flush_in_background(self) -> None:
-        """Refresh the waiting leads in chunks: each chunk read in a worker thread (two
-        queries), derived on the loop, told to the listeners; until none waits."""
+        """Refresh the waiting leads: read 500 at a time in a worker thread (two queries),
+        derived 50 at a time on the loop without changing the queue, then put in together
+        and told to the listeners every BULK_TELL leads; until none waits."""
         try:
+            staged: list[tuple[str, Prepared | None]] = []
+            self._fresher = set()
             while self._pending and not self._stop_loading:
                 chunk = list(itertools.islice(self._pending, FLUSH_CHUNK))
                 for lead_id in chunk:
                     del self._pending[lead_id]
-                self._fresher = set()
                 found = await asyncio.to_thread(self._store.repository.leads_with_history, chunk)
                 for start in range(0, len(chunk), LOAD_CHUNK):
-                    part = chunk[start : start + LOAD_CHUNK]
-                    touched = self._apply_read(
-                        [lead_id for lead_id in part if lead_id not in self._fresher], found
-                    )
-                    if touched:  # named before the loop runs anything that reads the queue
-                        self._tell(tuple(touched))
+                    now = self._clock()
+                    for lead_id in chunk[start : start + LOAD_CHUNK]:
+                        read = found.get(lead_id)
+                        if read is None or not self._wanted(read[0]):
+                            staged.append((lead_id, None))
+                        else:
+                            prepared = self._queue.prepare(read[0].lead, read[1], now)
+                            staged.append((lead_id, prepared))
                     await asyncio.sleep(0)  # the loop stays responsive
+                del found
+                if len(staged) >= BULK_TELL or not self._pending:
+                    self._put_staged(staged)
+                    staged = []
+                    self._fresher = set()
         except Exception:
             log.exception("refreshing the queue after a bulk download failed")
         finally:
             self._flushing = None
             self._fresher = set()
+
+    def _put_staged(self, staged: list[tuple[str, Prepared | None]]) -> None:
+        """Put derived leads in the queue (None: drop it), except those refreshed since they
+        were read; tells the listeners once."""
+        now = self._clock()
+        touched: list[str] = []
+        for lead_id, prepared in staged:
+            if lead_id in self._fresher:
+                continue
+            if prepared is None:
+                if self._queue.remove(lead_id):
+                    touched.append(lead_id)
+            else:
+                self._queue.put_prepared(prepared, now)
+                touched.append(lead_id)
+        if touched:
+            self._tell(tuple(touched))
 
     @property
     def refreshing(self) -> bool:

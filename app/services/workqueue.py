@@ -59,6 +59,18 @@ class LeadDetail:
 
 
 Reader = Callable[[str], tuple[Lead, list[Activity]] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A lead derived but not yet put in the queue (see `WorkQueue.prepare`)."""
+
+    lead: Lead
+    history: list[Activity]
+    item: WorkItem | None
+    haystack: str
+
+
 # With a reader, the leads (and histories) last derived or read are kept for the workspace.
 KEEP_RECENT = 32
 
@@ -121,11 +133,7 @@ class WorkQueue:
         self._ranking.rebuild(items, now)
 
     def upsert(self, lead: Lead, history: list[Activity], now: datetime) -> None:
-        item = self._derive(lead, history, now)
-        self._provisional.discard(lead.id)
-        if self._changed_while_loading is not None:
-            self._changed_while_loading.add(lead.id)
-        self._ranking.put(lead.id, item, now)
+        self.put_prepared(self.prepare(lead, history, now), now)
 
     def remove(self, lead_id: str) -> bool:
         """Take a lead out of the queue (reassigned, claimed by someone else); True if it was in."""
@@ -296,13 +304,30 @@ class WorkQueue:
         """The lead's work item; its search text is kept (and the lead, see `_keep`). The
         score, zones and plan are not (most of a lead's derived memory): `detail` derives
         them again for the one lead it shows."""
+        return self._adopt(self.prepare(lead, history, now))
+
+    def prepare(self, lead: Lead, history: list[Activity], now: datetime) -> Prepared:
+        """The lead derived, without changing the queue (`put_prepared` puts it in)."""
         score = score_lead(self._rules.scoring, lead, self._dealership, history)
         item = self._work_item(lead, history, score, self._zone(lead), now)
         phones = " ".join(f"{p.raw} {p.e164 or ''}" for p in lead.phones)
         vehicle = lead.vehicle.description if lead.vehicle else ""
-        self._entries[lead.id] = f"{lead.person.full_name} {phones} {vehicle}".lower()
-        self._keep(lead, history)
-        return item
+        haystack = f"{lead.person.full_name} {phones} {vehicle}".lower()
+        return Prepared(lead, history, item, haystack)
+
+    def put_prepared(self, prepared: Prepared, now: datetime) -> None:
+        """`upsert` of a lead derived by `prepare`."""
+        item = self._adopt(prepared)
+        lead_id = prepared.lead.id
+        self._provisional.discard(lead_id)
+        if self._changed_while_loading is not None:
+            self._changed_while_loading.add(lead_id)
+        self._ranking.put(lead_id, item, now)
+
+    def _adopt(self, prepared: Prepared) -> WorkItem | None:
+        self._entries[prepared.lead.id] = prepared.haystack
+        self._keep(prepared.lead, prepared.history)
+        return prepared.item
 
     def _zone(self, lead: Lead) -> ZoneResolution:
         return resolve_zones(lead, self._rules.zip_table, fallback_zone=self._dealership.time_zone)
