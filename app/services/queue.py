@@ -50,9 +50,11 @@ def work_item_to_dict(item: WorkItem) -> dict[str, Any]:
     }
 
 
-# The cached snapshot (version 3): one row (a JSON array) per item, in this order, which reads
-# several times faster than an object per item. Older snapshots (an object per item, bare or
-# under "items") are read too.
+# The cached snapshot (version 3): one row (a JSON array) per item, in SNAPSHOT_COLUMNS order,
+# the texts many rows share (kind, tier, grade, vehicle, source, action, channel, detail) as
+# indexes into one "strings" list: it reads several times faster than an object per item, and
+# the rows share those strings in memory. Older snapshots (an object per item, bare or under
+# "items") are read too.
 SNAPSHOT_VERSION = 3
 SNAPSHOT_COLUMNS = (
     "lead_id",
@@ -68,51 +70,89 @@ SNAPSHOT_COLUMNS = (
     "channel",
     "detail",
 )
-_KINDS = {kind.value: kind for kind in WorkKind}
-_CHANNELS = {channel.value: channel for channel in Channel}
 
 
-def snapshot_row(item: WorkItem) -> list[Any]:
-    return [
-        item.lead_id,
-        item.kind.value,
-        item.due_at.isoformat(),
-        item.score,
-        item.tier,
-        item.grade,
-        item.name,
-        item.vehicle,
-        item.source,
-        item.action,
-        item.channel.value if item.channel else None,
-        item.detail,
+def snapshot_content(items: Iterable[WorkItem], leads: int) -> dict[str, Any]:
+    strings: dict[str | None, int] = {}
+
+    def index(text: str | None) -> int:
+        return strings.setdefault(text, len(strings))
+
+    rows = [
+        [
+            item.lead_id,
+            index(item.kind.value),
+            item.due_at.isoformat(),
+            item.score,
+            index(item.tier),
+            index(item.grade),
+            item.name,
+            index(item.vehicle),
+            index(item.source),
+            index(item.action),
+            index(item.channel.value if item.channel else None),
+            index(item.detail),
+        ]
+        for item in items
     ]
+    return {
+        "version": SNAPSHOT_VERSION,
+        "columns": SNAPSHOT_COLUMNS,
+        "strings": list(strings),
+        "rows": rows,
+        "leads": leads,
+    }
 
 
-def work_item_of_row(row: Sequence[Any]) -> WorkItem:
-    lead_id, kind, due_at, score, tier, grade, name, vehicle, source, action, channel, detail = row
-    return WorkItem(
-        lead_id=lead_id,
-        kind=_KINDS[kind],
-        due_at=datetime.fromisoformat(due_at),
-        score=int(score),
-        tier=intern(tier),
-        grade=intern(grade),
-        name=name,
-        vehicle=intern(vehicle),
-        source=intern(source),
-        action=intern(action),
-        channel=_CHANNELS[channel] if channel else None,
-        detail=intern(detail or ""),
-    )
+def _items_of_rows(strings: Sequence[str | None], rows: Iterable[Sequence[Any]]) -> list[WorkItem]:
+    kinds = [WorkKind(text) if text in _KINDS else None for text in strings]
+    channels = [Channel(text) if text in _CHANNELS else None for text in strings]
+    items = []
+    for row in rows:
+        (
+            lead_id,
+            kind,
+            due_at,
+            score,
+            tier,
+            grade,
+            name,
+            vehicle,
+            source,
+            action,
+            channel,
+            detail,
+        ) = row
+        items.append(
+            WorkItem(
+                lead_id=lead_id,
+                kind=kinds[kind],  # type: ignore[arg-type]
+                due_at=datetime.fromisoformat(due_at),
+                score=score,
+                tier=strings[tier],  # type: ignore[arg-type]
+                grade=strings[grade],  # type: ignore[arg-type]
+                name=name,
+                vehicle=strings[vehicle],  # type: ignore[arg-type]
+                source=strings[source],  # type: ignore[arg-type]
+                action=strings[action],  # type: ignore[arg-type]
+                channel=channels[channel],
+                detail=strings[detail] or "",
+            )
+        )
+    return items
+
+
+_KINDS = {kind.value for kind in WorkKind}
+_CHANNELS = {channel.value for channel in Channel}
 
 
 def snapshot_items(content: Any) -> tuple[list[WorkItem], int]:
     """The items of a cached snapshot, any version, and how many leads the queue held."""
     if isinstance(content, Mapping) and content.get("version") == SNAPSHOT_VERSION:
-        if list(content["columns"]) != list(SNAPSHOT_COLUMNS):
+        if tuple(content["columns"]) != SNAPSHOT_COLUMNS:
             raise ValueError(f"unknown snapshot columns {content['columns']!r}")
-        return [work_item_of_row(row) for row in content["rows"]], int(content["leads"])
+        strings = [intern(text) if isinstance(text, str) else text for text in content["strings"]]
+        return _items_of_rows(strings, content["rows"]), int(content["leads"])
     if isinstance(content, Mapping):
         return [work_item_of(i) for i in content["items"]], int(content["leads"])
     items = [work_item_of(i) for i in content]  # the first snapshots: the items alone
@@ -449,11 +489,6 @@ class QueueService:
     def save_snapshot(self) -> int:
         """Cache the ranked work items in the store ("work_items", fresh as of now)."""
         items = self.items()
-        content = {
-            "version": SNAPSHOT_VERSION,
-            "columns": SNAPSHOT_COLUMNS,
-            "rows": [snapshot_row(i) for i in items],
-            "leads": len(self._queue),
-        }
+        content = snapshot_content(items, len(self._queue))
         self._store.repository.save_document(Dataset.WORK_ITEMS, content, self._clock())
         return len(items)
