@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from sys import intern
 
-from app.domain.activities import Activity, ActivityKind, Direction
+from app.domain.activities import Activity, ActivityKind, Direction, in_order
 from app.domain.cadence import CadencePlan, PlannedStep, StepChannel, describe_next, plan
 from app.domain.clocks import ResponseClocks, response_clocks
 from app.domain.compliance import (
@@ -294,7 +294,7 @@ class WorkQueue:
             contact=contact,
             plan=cadence_plan,
             next_text=describe_next(cadence_plan, zone.primary_zone),
-            timeline=tuple(sorted(history, key=lambda a: a.at, reverse=True)),
+            timeline=tuple(sorted(history, key=lambda a: a.at.astimezone(UTC), reverse=True)),
             phone_display=format_for_display(phone.e164) if phone and phone.e164 else "",
         )
 
@@ -373,7 +373,8 @@ class WorkQueue:
             channel = Channel.TEXT if reply.kind is ActivityKind.TEXT else Channel.CALL
             return WorkItem(
                 kind=WorkKind.CUSTOMER_REPLY,
-                due_at=reply.at + REPLY_RESPONSE_TIME,
+                # Real minutes: zoned + timedelta is wall clock (an hour off at the fall-back).
+                due_at=reply.at.astimezone(UTC) + REPLY_RESPONSE_TIME,
                 action=action,
                 channel=channel,
                 detail=f"They wrote: “{reply.body[:80]}”" if reply.body else "",
@@ -443,7 +444,7 @@ def _next_agent_step(cadence_plan: CadencePlan) -> PlannedStep | None:
 def _unanswered_reply(history: list[Activity]) -> Activity | None:
     """The customer's last inbound text or call, when nothing outbound followed it."""
     last_in: Activity | None = None
-    for activity in sorted(history, key=lambda a: a.at):
+    for activity in in_order(history):
         if activity.kind in (ActivityKind.TEXT, ActivityKind.CALL):
             if activity.direction is Direction.INBOUND:
                 last_in = activity

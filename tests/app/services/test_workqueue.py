@@ -1,4 +1,6 @@
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -170,3 +172,22 @@ def test_with_a_reader_only_rows_stay_in_memory_and_the_workspace_reads_its_lead
     with pytest.raises(KeyError):
         queue.detail(leads[2].id, NOW)
     assert queue.remove(leads[2].id) and leads[2].id not in queue
+
+
+def test_a_reply_written_in_local_time_on_the_fall_back_night_is_due_five_real_minutes_later(
+    rules: Rulebook,
+) -> None:
+    # 2026-11-01 01:58 CDT (the first 1:58; 06:58 UTC): five real minutes later is 07:03 UTC —
+    # zoned arithmetic would say 02:03 CST, 08:03 UTC, an hour late.
+    chicago = ZoneInfo("America/Chicago")
+    at = datetime(2026, 11, 1, 1, 58, tzinfo=chicago, fold=0)
+    assert at.astimezone(UTC) == datetime(2026, 11, 1, 6, 58, tzinfo=UTC)
+    lead = replace(_lead("z", 0), received_at=datetime(2026, 10, 31, 20, 0, tzinfo=UTC))
+    reply = Activity(
+        "r-dst", "z", ActivityKind.TEXT, at, direction=Direction.INBOUND, body="Still there?"
+    )
+    queue = WorkQueue(rules, DEMO_STORE)
+    queue.load([(lead, [reply])], at.astimezone(UTC))
+    (item,) = queue.items(at.astimezone(UTC))
+    assert item.kind is WorkKind.CUSTOMER_REPLY
+    assert item.due_at == datetime(2026, 11, 1, 7, 3, tzinfo=UTC)
