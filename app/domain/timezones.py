@@ -25,9 +25,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from phonenumbers import geocoder
 from phonenumbers import timezone as phone_timezone
 
+from app.domain.area_code_states import state_for_number
 from app.domain.errors import DomainError
 from app.domain.leads import Lead
 from app.domain.phones import Phone
@@ -373,7 +373,9 @@ def area_code_info(e164: str) -> AreaCodeInfo:
         name = _ZONE_ALIASES.get(zone, zone)
         if name not in folded:
             folded.append(name)
-    state = _state_from_description(str(geocoder.description_for_number(parsed, "en")))
+    # What _state_from_description(geocoder.description_for_number(parsed, "en")) gives, from a
+    # generated table: importing the geocoder costs ~100 MB resident (see area_code_states).
+    state = state_for_number(parsed)
     if state is not None:
         # Order by the state's own zone order (phonenumbers sorts alphabetically).
         rank = {zone: i for i, zone in enumerate(STATE_ZONES[state])}
