@@ -145,7 +145,8 @@ _STATE_NAMES: Mapping[str, str] = {
     "new mexico": "NM", "new york": "NY", "north carolina": "NC", "north dakota": "ND",
     "ohio": "OH", "oklahoma": "OK", "oregon": "OR", "pennsylvania": "PA", "rhode island": "RI",
     "south carolina": "SC", "south dakota": "SD", "tennessee": "TN", "texas": "TX", "utah": "UT",
-    "vermont": "VT", "virginia": "VA", "washington": "WA", "west virginia": "WV",
+    "vermont": "VT", "virginia": "VA", "washington": "WA", "washington state": "WA",
+    "west virginia": "WV",
     "wisconsin": "WI", "wyoming": "WY", "washington d.c.": "DC", "district of columbia": "DC",
     "puerto rico": "PR", "guam": "GU", "american samoa": "AS", "northern mariana islands": "MP",
     "us virgin islands": "VI", "u.s. virgin islands": "VI",
@@ -375,7 +376,9 @@ def area_code_info(e164: str) -> AreaCodeInfo:
             folded.append(name)
     # What _state_from_description(geocoder.description_for_number(parsed, "en")) gives, from a
     # generated table: importing the geocoder costs ~100 MB resident (see area_code_states).
-    state = state_for_number(parsed)
+    # Only NANP numbers (+1: the US, its territories, Canada, the Caribbean) carry a US state:
+    # a Bulgarian "Montana" or a Uruguayan "Florida" must not bring a state's calling rules.
+    state = state_for_number(parsed) if parsed.country_code == 1 else None
     if state is not None:
         # Order by the state's own zone order (phonenumbers sorts alphabetically).
         rank = {zone: i for i, zone in enumerate(STATE_ZONES[state])}

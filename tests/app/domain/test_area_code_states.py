@@ -102,6 +102,10 @@ def test_non_nanp_numbers_get_the_geocoders_state() -> None:
         ("+18505550123", "FL"),
         ("+17875550123", "PR"),
         ("+14165550123", None),
+        ("+12065550123", "WA"),  # "Washington State": Seattle's area code carries WA's rules
+        ("+12535550123", "WA"),
+        ("+35996123456", None),  # Montana, Bulgaria: no US state outside the NANP
+        ("+59843520000", None),  # Florida, Uruguay
     ],
 )
 def test_area_code_info_states(e164: str, state: str | None) -> None:
