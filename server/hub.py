@@ -435,6 +435,7 @@ async def event_stream(
     last = await hub.newest(store_id)
     yield f"retry: {int(settings.sse_retry.total_seconds() * 1000)}\n" + poke(last)
     next_check = loop.time() + recheck
+    poked_at = loop.time()
     while not hub.closing:
         seq = await hub.wait_newer(store_id, last, heartbeat)
         if hub.closing:
@@ -442,9 +443,14 @@ async def event_stream(
         if seq is None:
             yield ": ping\n\n"
         else:
-            if coalesce > 0:
-                await asyncio.sleep(coalesce)  # let a burst finish: one poke for all of it
+            # The first change after a quiet spell is poked at once (a new lead is on the floor
+            # as soon as it is stored); the rest of a burst waits out the interval and gets one
+            # poke for all of it: at most one poke per `coalesce`.
+            wait = poked_at + coalesce - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             last = hub.current(store_id)
+            poked_at = loop.time()
             yield poke(last)
         if loop.time() >= next_check:
             next_check = loop.time() + recheck
