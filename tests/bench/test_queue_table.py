@@ -130,14 +130,16 @@ def test_rerank_after_a_change(
     qtbot: QtBot, bench: Recorder, queue_now: Any, baselines: dict[str, float]
 ) -> None:
     """A customer at the bottom of the queue texts back: re-derive that lead, re-rank, apply the
-    new order to the model (one row moved), repaint — what MainWindow.refresh does."""
+    new order to the model (one row moved), repaint — what MainWindow.refresh does: the model is
+    told which lead changed (`update_leads`, O(changes · log n))."""
     queue, now = queue_now
     model = QueueModel(lambda: now)
     _view, _ = _table(qtbot, model)
-    model.set_items(*queue.ranked(now))
+    model.set_items(*queue.ranked(now), now=now)
     QApplication.processEvents()
     print(f"[bench] re-rank over {model.rowCount()} items")
     samples = []
+    paths: list[str] = []
     for _ in range(size(20, 3)):
         last = model.item_at(model.rowCount() - 1)
         assert last is not None
@@ -154,12 +156,16 @@ def test_rerank_after_a_change(
 
         def change(lead: Any = lead, history: Any = history, reply: Activity = reply) -> None:
             queue.upsert(lead, [*history, reply], now)
-            model.update_items(*queue.ranked(now))
+            items, keys = queue.ranked(now)
+            if model.update_leads([lead.id], items, keys, now, queue.item_for) is None:
+                paths.append("update_items")  # the window's fallback; the bench must not take it
+                model.update_items(items, keys, now=now)
 
         samples.append(_timed(change))
         assert model.row_of(last.lead_id) < model.rowCount() - 1, "the replied lead moved up"
 
     assert len(HEADERS) == model.columnCount()
+    assert paths == [], "the re-rank took the full-diff fallback, not the named-leads path"
     baseline = baselines["rerank_ms"]
     bench.record("queue_rerank_50k_ms", median(samples), "ms", 50.0, baseline=baseline)
     bench.record("queue_rerank_50k_p99_ms", percentile(samples, 99), "ms", 50.0)
