@@ -219,7 +219,11 @@ class QueueService:
         self._flush_due = 0.0  # the loop's time it is due at
         self._downloading = False  # pages said more follow: the last one flushes
         self._flushing: asyncio.Task[None] | None = None
-        self._fresher: set[str] = set()  # refreshed while the flush read its chunk
+        # Bulk reads are numbered as they start; a lead refreshed while a flush runs is noted
+        # with the number of the last read started then: a staged entry read before that
+        # refresh is stale, one read after it (a newer change to the lead) is not.
+        self._reads = 0
+        self._fresher: dict[str, int] = {}
         # Only the rows and search texts stay in memory: the workspace reads its lead.
         queue.read_from(self._fetch)
 
@@ -333,7 +337,8 @@ class QueueService:
         """Re-derive these leads from the store (or drop them); tells the listeners."""
         ids = list(dict.fromkeys(lead_ids))
         if self._flushing is not None:
-            self._fresher.update(ids)  # a bulk read under way must not undo these
+            # a bulk read under way must not undo these (one started later may: it is newer)
+            self._fresher.update(dict.fromkeys(ids, self._reads))
         touched = self._apply_read(ids, self._store.repository.leads_with_history(ids))
         if touched:
             self._tell(tuple(touched))
@@ -394,41 +399,44 @@ class QueueService:
         derived 50 at a time on the loop without changing the queue, then put in together
         and told to the listeners every BULK_TELL leads; until none waits."""
         try:
-            staged: list[tuple[str, Prepared | None]] = []
-            self._fresher = set()
+            staged: list[tuple[str, int, Prepared | None]] = []
+            self._fresher = {}
             while self._pending and not self._stop_loading:
                 chunk = list(itertools.islice(self._pending, FLUSH_CHUNK))
                 for lead_id in chunk:
                     del self._pending[lead_id]
+                self._reads += 1
+                read_no = self._reads
                 found = await asyncio.to_thread(self._store.repository.leads_with_history, chunk)
                 for start in range(0, len(chunk), LOAD_CHUNK):
                     now = self._clock()
                     for lead_id in chunk[start : start + LOAD_CHUNK]:
                         read = found.get(lead_id)
                         if read is None or not self._wanted(read[0]):
-                            staged.append((lead_id, None))
+                            staged.append((lead_id, read_no, None))
                         else:
                             prepared = self._queue.prepare(read[0].lead, read[1], now)
-                            staged.append((lead_id, prepared))
+                            staged.append((lead_id, read_no, prepared))
                     await asyncio.sleep(0)  # the loop stays responsive
                 del found
                 if len(staged) >= BULK_TELL or not self._pending:
                     self._put_staged(staged)
                     staged = []
-                    self._fresher = set()
+                    self._fresher = {}  # every read noted so far is put
         except Exception:
             log.exception("refreshing the queue after a bulk download failed")
         finally:
             self._flushing = None
-            self._fresher = set()
+            self._fresher = {}
 
-    def _put_staged(self, staged: list[tuple[str, Prepared | None]]) -> None:
-        """Put derived leads in the queue (None: drop it), except those refreshed since they
-        were read; tells the listeners once."""
+    def _put_staged(self, staged: list[tuple[str, int, Prepared | None]]) -> None:
+        """Put derived leads in the queue (None: drop it), except those refreshed after their
+        read started (`read_no`); tells the listeners once."""
         now = self._clock()
         touched: list[str] = []
-        for lead_id, prepared in staged:
-            if lead_id in self._fresher:
+        fresher = self._fresher
+        for lead_id, read_no, prepared in staged:
+            if fresher.get(lead_id, 0) >= read_no:
                 continue
             if prepared is None:
                 if self._queue.remove(lead_id):

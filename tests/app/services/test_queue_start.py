@@ -225,3 +225,51 @@ def test_the_compact_snapshot_round_trips_and_older_snapshots_still_read(
         asyncio.run(main())
     finally:
         store.close()
+
+
+def test_a_server_change_after_a_refresh_during_the_bulk_refresh_is_not_dropped(
+    tmp_path: Path,
+) -> None:
+    """An action refreshes a lead while the flush reads; a later server change to it waits for
+    the flush (pending): the flush's later read of it is newer than the refresh and is put."""
+    from app.store.repository import AppliedChanges
+
+    store = open_local_store(tmp_path / "local.db", KEY)
+    try:
+        leads = [make_lead(f"lead-{n:03d}") for n in range(3)]
+        store.repository.apply_changes([lead_change(lead) for lead in leads], "1")
+
+        read = store.repository.leads_with_history
+        reading, go_on = threading.Event(), threading.Event()
+        first = [True]
+
+        def slow_read(lead_ids: object) -> object:
+            found = read(lead_ids)  # type: ignore[arg-type]
+            if threading.current_thread() is not threading.main_thread() and first[0]:
+                first[0] = False
+                reading.set()
+                go_on.wait(10)
+            return found
+
+        async def main() -> None:
+            service = _service(store)
+            ids = tuple(lead.id for lead in leads)
+            service.applied(AppliedChanges(leads=ids, more=True))
+            service.applied(AppliedChanges())  # the last page: the refresh starts
+            await asyncio.to_thread(reading.wait, 10)
+            store.repository.apply_changes([activity_change(make_call("lead-001"))], "2")
+            service.refresh(["lead-001"])  # the agent's action
+            # then the customer's change comes from the server: it waits for the flush
+            change = activity_change(make_call("lead-001", minutes=2))
+            service.applied(store.repository.apply_changes([change], "3"))
+            go_on.set()
+            await service.settled()
+            assert len(service.work_queue.history("lead-001")) == 2  # the newest copy
+            service2 = _service(store)
+            service2.load()
+            assert service.items() == service2.items()
+
+        store.repository.leads_with_history = slow_read  # type: ignore[method-assign,assignment]
+        asyncio.run(main())
+    finally:
+        store.close()
