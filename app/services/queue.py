@@ -224,6 +224,7 @@ class QueueService:
         # refresh is stale, one read after it (a newer change to the lead) is not.
         self._reads = 0
         self._fresher: dict[str, int] = {}
+        self._flush_failed = False  # the last flush failed: its leads wait for the retry
         # Only the rows and search texts stay in memory: the workspace reads its lead.
         queue.read_from(self._fetch)
 
@@ -397,37 +398,70 @@ class QueueService:
     async def _flush_in_background(self) -> None:
         """Refresh the waiting leads: read 500 at a time in a worker thread (two queries),
         derived 50 at a time on the loop without changing the queue, then put in together
-        and told to the listeners every BULK_TELL leads; until none waits."""
+        and told to the listeners every BULK_TELL leads; until none waits.
+
+        A lead whose derivation fails is logged and left as it is (the others go on). A read
+        that fails puts its chunk back with the leads still waiting, what was derived is put
+        in, and the refresh is tried again BULK_IDLE_SECONDS later."""
+        staged: list[tuple[str, int, Prepared | None]] = []
+        self._flush_failed = False
+        self._fresher = {}
         try:
-            staged: list[tuple[str, int, Prepared | None]] = []
-            self._fresher = {}
             while self._pending and not self._stop_loading:
                 chunk = list(itertools.islice(self._pending, FLUSH_CHUNK))
                 for lead_id in chunk:
                     del self._pending[lead_id]
                 self._reads += 1
                 read_no = self._reads
-                found = await asyncio.to_thread(self._store.repository.leads_with_history, chunk)
+                try:
+                    found = await asyncio.to_thread(
+                        self._store.repository.leads_with_history, chunk
+                    )
+                except Exception:
+                    log.exception("reading the leads of a bulk download failed: tried again")
+                    self._pending.update(dict.fromkeys(chunk))
+                    self._flush_failed = True
+                    break
                 for start in range(0, len(chunk), LOAD_CHUNK):
                     now = self._clock()
                     for lead_id in chunk[start : start + LOAD_CHUNK]:
                         read = found.get(lead_id)
                         if read is None or not self._wanted(read[0]):
                             staged.append((lead_id, read_no, None))
-                        else:
+                            continue
+                        try:
                             prepared = self._queue.prepare(read[0].lead, read[1], now)
-                            staged.append((lead_id, read_no, prepared))
+                        except Exception:
+                            log.exception("lead %s could not be derived: left as it was", lead_id)
+                            continue
+                        staged.append((lead_id, read_no, prepared))
                     await asyncio.sleep(0)  # the loop stays responsive
                 del found
                 if len(staged) >= BULK_TELL or not self._pending:
-                    self._put_staged(staged)
-                    staged = []
+                    put, staged = staged, []
+                    self._put_staged(put)
                     self._fresher = {}  # every read noted so far is put
         except Exception:
             log.exception("refreshing the queue after a bulk download failed")
+            self._flush_failed = True
         finally:
+            try:
+                if staged:
+                    self._put_staged(staged)
+            except Exception:
+                log.exception("refreshing the queue after a bulk download failed")
+                self._flush_failed = True
             self._flushing = None
             self._fresher = {}
+            if self._flush_failed and self._pending:
+                self._retry_flush()
+
+    def _retry_flush(self) -> None:
+        loop = _running_loop()
+        if loop is None or self._flush is not None:
+            return  # (a timer is armed already: it flushes)
+        due = loop.time() + BULK_IDLE_SECONDS
+        self._flush, self._flush_due = loop.call_at(due, self._start_flush), due
 
     def _put_staged(self, staged: list[tuple[str, int, Prepared | None]]) -> None:
         """Put derived leads in the queue (None: drop it), except those refreshed after their
@@ -460,6 +494,8 @@ class QueueService:
             task = self._flushing
             if task is not None:
                 await asyncio.shield(task)
+                if self._flush_failed:
+                    return  # tried again later (its timer): not waited for
 
     def _flush_logged(self) -> None:
         try:

@@ -273,3 +273,72 @@ def test_a_server_change_after_a_refresh_during_the_bulk_refresh_is_not_dropped(
         asyncio.run(main())
     finally:
         store.close()
+
+
+def test_a_failed_bulk_read_keeps_its_leads_waiting_and_is_tried_again(tmp_path: Path) -> None:
+    from app.store.errors import StoreError
+    from app.store.repository import AppliedChanges
+
+    store = open_local_store(tmp_path / "local.db", KEY)
+    try:
+        leads = [make_lead(f"lead-{n:03d}") for n in range(3)]
+        read = store.repository.leads_with_history
+        fail = [True]
+
+        def failing_read(lead_ids: object) -> object:
+            if threading.current_thread() is not threading.main_thread() and fail[0]:
+                fail[0] = False
+                raise StoreError("database is locked")
+            return read(lead_ids)  # type: ignore[arg-type]
+
+        async def main() -> None:
+            service = _service(store)
+            told: list[tuple[str, ...]] = []
+            service.on_changed(told.append)
+            store.repository.apply_changes([lead_change(lead) for lead in leads], "1")
+            ids = tuple(lead.id for lead in leads)
+            service.applied(AppliedChanges(leads=ids, more=True))
+            service.applied(AppliedChanges())
+            await service.settled()  # the read failed: the leads wait for the retry
+            assert service.refreshing and service._flushing is None
+            assert service._flush is not None  # a timer tries again
+            await service.settled()  # (the retry, brought forward)
+            assert not service.refreshing
+            assert {i.lead_id for i in service.items()} == set(ids)
+            assert set(ids) <= {lead_id for names in told for lead_id in names}
+
+        store.repository.leads_with_history = failing_read  # type: ignore[method-assign,assignment]
+        asyncio.run(main())
+    finally:
+        store.close()
+
+
+def test_a_lead_whose_derivation_fails_does_not_stop_the_bulk_refresh(tmp_path: Path) -> None:
+    from app.store.repository import AppliedChanges
+
+    store = open_local_store(tmp_path / "local.db", KEY)
+    try:
+        leads = [make_lead(f"lead-{n:03d}") for n in range(3)]
+
+        async def main() -> None:
+            service = _service(store)
+            queue = service.work_queue
+            prepare = queue.prepare
+
+            def broken(lead: object, history: object, now: object) -> object:
+                if lead.id == "lead-001":  # type: ignore[attr-defined]
+                    raise ValueError("bad data")
+                return prepare(lead, history, now)  # type: ignore[arg-type]
+
+            queue.prepare = broken  # type: ignore[method-assign,assignment]
+            store.repository.apply_changes([lead_change(lead) for lead in leads], "1")
+            ids = tuple(lead.id for lead in leads)
+            service.applied(AppliedChanges(leads=ids, more=True))
+            service.applied(AppliedChanges())
+            await service.settled()
+            assert not service.refreshing
+            assert {i.lead_id for i in service.items()} == {"lead-000", "lead-002"}
+
+        asyncio.run(main())
+    finally:
+        store.close()
