@@ -9,6 +9,7 @@ the widgets when they arrive. Sync state, notices and queue changes come in thro
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -81,6 +82,8 @@ from ui.signals import emit, keep_singletons_alive
 from ui.status import Banner, PresenceControl, SyncStatusBar, elapsed_text
 from ui.theme import current_colors
 from ui.workspace import render_lead_html, render_script_html
+
+log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 1.5  # reorder only after the agent left the list alone this long
 MAX_DEFER_SECONDS = 15.0  # ... or at the latest after this long
@@ -602,25 +605,27 @@ class MainWindow(QMainWindow):
     def _show_workspace(self, item: WorkItem | None, *, keep_tab: bool = True) -> None:
         previous = self._detail.lead.id if self._detail else None
         if item is None:
-            self._detail = None
-            self.lead_name.setText("No lead selected")
-            self.lead_summary.setText("Pick a row, or Ctrl+Down for the next work item.")
-            self.lead_card.clear()
-            self.script.clear()
-            self.text_composer.set_lead(None)
-            self.email_composer.set_lead(None)
-            self.disposition_bar.set_enabled_for_lead(False)
-            self.call_button.setEnabled(False)
-            self.countdown.clear()
+            self._clear_workspace(
+                "No lead selected", "Pick a row, or Ctrl+Down for the next work item."
+            )
             return
-        detail = self._source.detail(item.lead_id, self._clock())
+        try:
+            detail = self._source.detail(item.lead_id, self._clock())
+        except Exception as exc:
+            # Never leave the workspace (and its notes) showing another lead than the row.
+            if not isinstance(exc, KeyError):
+                log.exception("the workspace of lead %s could not be shown", item.lead_id)
+            self._clear_workspace(
+                escape(item.name),
+                "This lead is no longer in your queue."
+                if isinstance(exc, KeyError)
+                else "This lead could not be shown.",
+            )
+            self._forget_notes()
+            return
         self._detail = detail
         if previous != item.lead_id:
-            self._worked_channel = None
-            self.notes.clear()
-            self.note_status.clear()
-            if self._call_lead is None:
-                self.call_status.clear()
+            self._forget_notes()
         self.lead_name.setText(escape(item.name))
         next_text = escape(detail.next_text) if detail.next_text else ""
         their = _local_clock(detail.customer_time)
@@ -647,6 +652,27 @@ class MainWindow(QMainWindow):
         self._update_header_clock()
         if not keep_tab:
             self.tabs.setCurrentIndex(TAB_LEAD)
+
+    def _clear_workspace(self, title: str, summary: str) -> None:
+        """No lead in the workspace: nothing to log, text or call."""
+        self._detail = None
+        self.lead_name.setText(title)
+        self.lead_summary.setText(summary)
+        self.lead_card.clear()
+        self.script.clear()
+        self.text_composer.set_lead(None)
+        self.email_composer.set_lead(None)
+        self.disposition_bar.set_enabled_for_lead(False)
+        self.call_button.setEnabled(False)
+        self.countdown.clear()
+
+    def _forget_notes(self) -> None:
+        """Another lead (or none) in the workspace: the last one's notes are not its."""
+        self._worked_channel = None
+        self.notes.clear()
+        self.note_status.clear()
+        if self._call_lead is None:
+            self.call_status.clear()
 
     def _update_header_clock(self) -> None:
         item = self.current_item()
@@ -764,8 +790,8 @@ class MainWindow(QMainWindow):
     def log_disposition(self, code: str) -> None:
         item = self.current_item()
         detail = self._detail
-        if item is None or detail is None or self._logging:
-            return
+        if item is None or detail is None or self._logging or detail.lead.id != item.lead_id:
+            return  # (the workspace shows the selected row's lead, or none)
         disposition = self._catalog.get(code)
         if self._call_lead == item.lead_id:
             self.hang_up()

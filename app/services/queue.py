@@ -227,6 +227,11 @@ class QueueService:
         self._flush_failed = False  # the last flush failed: its leads wait for the retry
         # Only the rows and search texts stay in memory: the workspace reads its lead.
         queue.read_from(self._fetch)
+        # Leads the queue found gone when asked about: told to the listeners once the caller
+        # (the window showing the lead) has returned.
+        self._asked: dict[str, None] = {}
+        self._tell_asked: asyncio.Handle | None = None
+        queue.on_changed_by_asking(self._changed_by_asking)
 
     @property
     def work_queue(self) -> WorkQueue:
@@ -510,6 +515,20 @@ class QueueService:
             self._flush = None
         pending, self._pending = self._pending, {}
         return self.refresh(pending) if pending else ()
+
+    def _changed_by_asking(self, lead_id: str) -> None:
+        self._asked[lead_id] = None
+        loop = _running_loop()
+        if loop is None:
+            self._told_asked()
+        elif self._tell_asked is None:
+            self._tell_asked = loop.call_soon(self._told_asked)
+
+    def _told_asked(self) -> None:
+        self._tell_asked = None
+        asked, self._asked = self._asked, {}
+        if asked:
+            self._tell(tuple(asked))
 
     def _tell(self, lead_ids: tuple[str, ...]) -> None:
         for listener in list(self._listeners):

@@ -90,6 +90,8 @@ class WorkQueue:
         self._entries: dict[str, str] = {}  # lead id -> search text (lower-case)
         self._kept: dict[str, tuple[Lead, list[Activity]]] = {}  # oldest first
         self._reader: Reader | None = None
+        # Told a lead's id when asking about it changed the queue (`on_changed_by_asking`).
+        self._asked_changed: Callable[[str], None] | None = None
         self._legal_windows: dict[tuple[str, tuple[str, ...], tuple[str, ...]], LegalWindow] = {}
         # The open items in priority order, kept incrementally (one bisect per changed lead).
         self._ranking = Ranking()
@@ -107,6 +109,15 @@ class WorkQueue:
         while len(self._kept) > KEEP_RECENT:
             del self._kept[next(iter(self._kept))]
 
+    def on_changed_by_asking(self, listener: Callable[[str], None]) -> None:
+        """`listener(lead_id)` when asking about a lead (`detail`, `history`, `item_for`)
+        changed its row: the reader said it is gone (it left the queue)."""
+        self._asked_changed = listener
+
+    def _changed_by_asking(self, lead_id: str) -> None:
+        if self._asked_changed is not None:
+            self._asked_changed(lead_id)
+
     def _keep(self, lead: Lead, history: list[Activity]) -> None:
         kept = self._kept
         kept.pop(lead.id, None)
@@ -122,6 +133,8 @@ class WorkQueue:
         read = self._reader(lead_id)
         if read is not None:
             self._keep(*read)
+        elif self.remove(lead_id):  # no longer stored, or no longer this agent's
+            self._changed_by_asking(lead_id)
         return read
 
     def load(self, leads: Iterable[tuple[Lead, list[Activity]]], now: datetime) -> None:
@@ -212,7 +225,8 @@ class WorkQueue:
             return False
         fetched = self._fetch(lead_id)
         if fetched is None:
-            self.remove(lead_id)
+            if self.remove(lead_id):
+                self._changed_by_asking(lead_id)
             return False
         lead, history = fetched
         now = self._ranking.now
@@ -261,6 +275,8 @@ class WorkQueue:
         return [items[row] for row in chosen], [keys[row] for row in chosen]
 
     def detail(self, lead_id: str, now: datetime) -> LeadDetail:
+        """KeyError: the lead is not in the queue (any more: then it leaves it now, and the
+        `on_changed_by_asking` listener is told)."""
         read = self._lead(lead_id) if self._known(lead_id) else None
         if read is None:
             raise KeyError(lead_id)

@@ -342,3 +342,40 @@ def test_a_lead_whose_derivation_fails_does_not_stop_the_bulk_refresh(tmp_path: 
         asyncio.run(main())
     finally:
         store.close()
+
+
+def test_a_lead_the_store_says_is_gone_leaves_the_queue_when_asked_about(
+    tmp_path: Path,
+) -> None:
+    """Out of the kept leads, while a bulk refresh waits: the row is still ranked, the store
+    says removed. Asking about it takes it out and tells the listeners (not a lasting row
+    whose detail raises)."""
+    from dataclasses import replace
+
+    import pytest
+
+    store = open_local_store(tmp_path / "local.db", KEY)
+    try:
+        leads = [make_lead(f"lead-{n:03d}") for n in range(40)]
+        store.repository.apply_changes([lead_change(lead) for lead in leads], "1")
+
+        async def main() -> None:
+            service = _service(store)
+            told: list[tuple[str, ...]] = []
+            service.on_changed(told.append)
+            service.load()
+            changes = store.repository.apply_changes([removed_change("lead-000")], "2")
+            service.applied(replace(changes, more=True))  # the bulk download goes on
+            assert service.item_for("lead-000") is not None  # still ranked: the refresh waits
+            with pytest.raises(KeyError):
+                service.detail("lead-000")
+            assert "lead-000" not in service and service.item_for("lead-000") is None
+            assert "lead-000" not in [i.lead_id for i in service.items()]
+            await asyncio.sleep(0)
+            assert told == [("lead-000",)]
+            await service.settled()
+            assert told == [("lead-000",)]
+
+        asyncio.run(main())
+    finally:
+        store.close()

@@ -167,11 +167,15 @@ def test_with_a_reader_only_rows_stay_in_memory_and_the_workspace_reads_its_lead
     lead = leads[1]
     queue.upsert(lead, [_call(lead, 0), _call(lead, 2)], NOW)
     assert len(queue.history(lead.id)) == 2 and reads == [oldest]
-    # gone from the store: the workspace cannot show it
+    # gone from the store: the workspace cannot show it, and it leaves the queue (told)
+    told: list[str] = []
+    queue.on_changed_by_asking(told.append)
     del stored[leads[2].id]
     with pytest.raises(KeyError):
         queue.detail(leads[2].id, NOW)
-    assert queue.remove(leads[2].id) and leads[2].id not in queue
+    assert leads[2].id not in queue and told == [leads[2].id]
+    assert leads[2].id not in [item.lead_id for item in queue.items(NOW)]
+    assert not queue.remove(leads[2].id)
 
 
 def test_a_reply_written_in_local_time_on_the_fall_back_night_is_due_five_real_minutes_later(
