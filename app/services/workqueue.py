@@ -111,7 +111,9 @@ class WorkQueue:
 
     def on_changed_by_asking(self, listener: Callable[[str], None]) -> None:
         """`listener(lead_id)` when asking about a lead (`detail`, `history`, `item_for`)
-        changed its row: the reader said it is gone (it left the queue)."""
+        changed its row: the reader said it is gone (it left the queue), or a row shown from
+        the snapshot was derived with another rank (a failed background load leaves the rows
+        to be derived when asked about)."""
         self._asked_changed = listener
 
     def _changed_by_asking(self, lead_id: str) -> None:
@@ -231,11 +233,14 @@ class WorkQueue:
         lead, history = fetched
         now = self._ranking.now
         assert now is not None
+        before = self._ranking.item_of(lead_id)
         item = self._derive(lead, history, now)
         self._provisional.discard(lead_id)
         if self._changed_while_loading is not None:
             self._changed_while_loading.add(lead_id)  # fresher than the background's read
         self._ranking.put(lead_id, item, now)
+        if item != before:
+            self._changed_by_asking(lead_id)
         return True
 
     def __contains__(self, lead_id: object) -> bool:

@@ -379,3 +379,40 @@ def test_a_lead_the_store_says_is_gone_leaves_the_queue_when_asked_about(
         asyncio.run(main())
     finally:
         store.close()
+
+
+def test_after_a_failed_background_load_a_row_derived_when_asked_about_is_told(
+    tmp_path: Path,
+) -> None:
+    from app.store.errors import StoreError
+
+    store = open_local_store(tmp_path / "local.db", KEY)
+    try:
+        leads = [make_lead(f"lead-{n}") for n in range(3)]
+        store.repository.apply_changes([lead_change(lead) for lead in leads], "1")
+        first = _service(store)
+        first.load()
+        first.save_snapshot()
+        # meanwhile lead-1 got a call: its row is no longer a new lead's
+        store.repository.apply_changes([activity_change(make_call("lead-1"))], "2")
+
+        def failing(agent_id: object) -> object:
+            raise StoreError("database is locked")
+
+        async def main() -> None:
+            second = _service(store)
+            told: list[tuple[str, ...]] = []
+            second.on_changed(told.append)
+            store.repository.queue_lead_ids = failing  # type: ignore[method-assign,assignment]
+            second.load(background=True)
+            await second.loaded()  # failed: the rows stay, derived when asked about
+            before = second.item_for("lead-0")
+            assert before is not None and before.kind is WorkKind.NEW_LEAD
+            item = second.item_for("lead-1")
+            assert item is not None and item.kind is not WorkKind.NEW_LEAD
+            await asyncio.sleep(0)
+            assert told == [("lead-1",)]  # the row that changed rank is named
+
+        asyncio.run(main())
+    finally:
+        store.close()
