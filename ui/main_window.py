@@ -182,6 +182,7 @@ class MainWindow(QMainWindow):
         self._last_call_events: tuple[CallEvent, ...] = ()
         self._undo_leads: dict[str, str] = {}
         self._logging = False  # a disposition is on its way: the keys wait
+        self._named_while_logging = False  # meanwhile the core named the selected lead
         # Leads the core re-derived since the rows last caught up (the next refresh's work).
         self._named_changes = named_changes
         self._changed: dict[str, None] = {}
@@ -820,6 +821,7 @@ class MainWindow(QMainWindow):
             or Channel.CALL
         )
         self._logging = True
+        self._named_while_logging = False
         try:
             pending = self._actions.log_disposition(
                 item.lead_id,
@@ -833,6 +835,9 @@ class MainWindow(QMainWindow):
         except DomainError as exc:
             self._logging = False
             self.disposition_bar.show_error(str(exc))
+            if self._named_while_logging:
+                self.refresh()
+                self._reshow_named()
             return
         asyncs.run(
             pending,
@@ -844,12 +849,22 @@ class MainWindow(QMainWindow):
         self._logging = False
         self.disposition_bar.show_error(f"Not logged: {error}")
         self.refresh()  # whatever the core changed meanwhile
+        self._reshow_named()
+
+    def _reshow_named(self) -> None:
+        """After a disposition that was not logged: the workspace of the selected lead again,
+        if the core changed that lead meanwhile (`queue_changed` skipped it then)."""
+        named, self._named_while_logging = self._named_while_logging, False
+        current = self.current_item()
+        if named and current is not None and self._call_lead is None:
+            self._show_workspace(current)
 
     def _disposition_logged(self, item: WorkItem, result: DispositionResult) -> None:
         self._logging = False
         if not result.ok:
             self.disposition_bar.show_error(result.message)
             self.refresh()
+            self._reshow_named()
             return
         self.last_call = None
         self._last_call_events = ()
@@ -1014,7 +1029,12 @@ class MainWindow(QMainWindow):
             self._reload_quietly()
             return
         if self._logging:
-            return  # a disposition is on its way: its result refreshes once and picks the next
+            # a disposition is on its way: its result refreshes once and picks the next (or,
+            # not logged, shows the selected lead again if it was named)
+            current = self.current_item()
+            if current is not None and current.lead_id in lead_ids:
+                self._named_while_logging = True
+            return
         self.refresh()
         current = self.current_item()
         if current is not None and current.lead_id in lead_ids and self._call_lead is None:

@@ -52,3 +52,41 @@ def test_a_row_whose_lead_is_gone_clears_the_workspace_and_the_last_leads_notes(
     # back to the first row: its workspace again
     window._select_row(0)
     assert window._detail is not None and window._detail.lead.id == first.lead_id
+
+
+def test_a_failed_disposition_shows_the_lead_again_if_it_changed_meanwhile(
+    qtbot: QtBot,
+) -> None:
+    from dataclasses import replace
+
+    window = _window(qtbot)
+    window._select_row(0)
+    item = window.current_item()
+    assert item is not None
+    source = window._source
+    shown = source.detail
+    changed = [False]
+
+    def detail(lead_id: str, now: object) -> object:
+        found = shown(lead_id, now)
+        if changed[0] and lead_id == item.lead_id:
+            return replace(found, next_text="Changed meanwhile")  # type: ignore[type-var]
+        return found
+
+    source.detail = detail  # type: ignore[method-assign]
+
+    async def failing() -> None:
+        # while it is on its way, the customer's change to this lead arrives
+        changed[0] = True
+        window.queue_changed((item.lead_id,))
+        raise RuntimeError("the server refused it")
+
+    def log_disposition(*args: object, **kwargs: object) -> object:
+        return failing()
+
+    window._actions.log_disposition = log_disposition  # type: ignore[method-assign]
+    window.log_disposition("no_answer")
+    qtbot.waitUntil(lambda: not window._logging, timeout=5000)
+    assert window.current_item() is not None
+    assert window.current_item().lead_id == item.lead_id  # type: ignore[union-attr]
+    assert "Changed meanwhile" in window.lead_summary.text()
