@@ -383,19 +383,28 @@ class Outbox:
         while an earlier one for the same lead is pending or sending. Failed items block
         nothing. Items without a lead (presence) are in order among themselves."""
         with self._store.read("reading the outbox") as session:
-            rows = session.scalars(
-                select(OutboxRow)
+            # Only the columns the choice needs, then the one chosen row: building ORM objects
+            # for every held item (an undo window holds each disposition 8 s) cost ~11 ms at 80,
+            # inside the agent's keystroke.
+            rows = session.execute(
+                select(
+                    OutboxRow.id,
+                    OutboxRow.lead_id,
+                    OutboxRow.kind,
+                    OutboxRow.state,
+                    OutboxRow.next_attempt_at,
+                )
                 .where(OutboxRow.state.in_((OutboxState.PENDING.value, OutboxState.SENDING.value)))
                 .order_by(OutboxRow.seq)
             )
             busy: set[str] = set()
-            for row in rows:
-                group = row.lead_id if row.lead_id is not None else f"kind:{row.kind}"
+            for item_id, lead_id, kind, state, next_attempt_at in rows:
+                group = lead_id if lead_id is not None else f"kind:{kind}"
                 if group in busy:
                     continue
                 busy.add(group)
-                if row.state == OutboxState.PENDING.value and row.next_attempt_at <= now:
-                    return _item_of(row)
+                if state == OutboxState.PENDING.value and next_attempt_at <= now:
+                    return _item_of(self._row(session, item_id))
             return None
 
     def _row(self, session: Session, item_id: str) -> OutboxRow:
