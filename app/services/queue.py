@@ -21,6 +21,7 @@ from datetime import datetime
 from sys import intern
 from typing import Any
 
+from app.background import in_thread
 from app.domain.activities import Activity
 from app.domain.leads import Channel, Lead
 from app.domain.priority import WorkItem, WorkKind
@@ -283,11 +284,11 @@ class QueueService:
         not every lead with its history) and derive them on the loop, 50 at a time."""
         try:
             repository = self._store.repository
-            lead_ids = await asyncio.to_thread(repository.queue_lead_ids, self._agent_id)
+            lead_ids = await in_thread(repository.queue_lead_ids, self._agent_id)
             loaded: set[str] = set()
             for first in range(0, len(lead_ids), FLUSH_CHUNK):
                 chunk = lead_ids[first : first + FLUSH_CHUNK]
-                found = await asyncio.to_thread(repository.leads_with_history, chunk)
+                found = await in_thread(repository.leads_with_history, chunk)
                 pairs = [
                     (read[0].lead, read[1])
                     for lead_id in chunk
@@ -419,9 +420,7 @@ class QueueService:
                 self._reads += 1
                 read_no = self._reads
                 try:
-                    found = await asyncio.to_thread(
-                        self._store.repository.leads_with_history, chunk
-                    )
+                    found = await in_thread(self._store.repository.leads_with_history, chunk)
                 except Exception:
                     log.exception("reading the leads of a bulk download failed: tried again")
                     self._pending.update(dict.fromkeys(chunk))

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from app.background import in_thread
 from app.store.db import LocalStore
 from app.store.outbox import OutboxItem, OutboxKind
 from app.store.repository import AppliedChanges, BlockKind, ChangeFeedError, Dataset
@@ -475,7 +476,7 @@ class SyncEngine:
             for c in page.changes
         ]
         write = asyncio.ensure_future(
-            asyncio.to_thread(
+            in_thread(
                 self._store.repository.apply_changes,
                 changes,
                 str(page.next_cursor),
