@@ -6,6 +6,9 @@
     ... --screenshot PATH               render the main window (once its queue loaded) and exit
     bdc-workstation --manager [--demo]  the manager view: live floor, queue health, KPIs, calls
 
+One copy per user session (ui/single_instance.py): a second start (a tel: link clicked while
+the program runs) hands its link to the running window and exits.
+
 The Qt loop runs asyncio (qasync): the core's coroutines and listeners share the Qt thread.
 """
 
@@ -101,6 +104,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     qt_app.setApplicationName("BDC Workstation")
     qt_app.setOrganizationName("BDC Workstation")
     qt_app.setQuitOnLastWindowClosed(False)  # the coroutine below closes the core first
+    instance = None
+    if args.screenshot is None and not args.manager:  # ui/single_instance.py: who takes part
+        from ui.single_instance import EXIT_NOT_ANSWERING, Claim, SingleInstance, tell_not_answering
+
+        instance = SingleInstance.for_workstation(demo=args.demo)
+        claim = instance.claim(args.link)
+        if claim is Claim.HANDED_OVER:
+            return 0
+        if claim is Claim.NOT_ANSWERING:
+            tell_not_answering()
+            return EXIT_NOT_ANSWERING
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
@@ -111,14 +125,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     asyncio.set_event_loop(loop)
     try:
         with loop:
-            return int(loop.run_until_complete(run_workstation(args)))
+            return int(loop.run_until_complete(run_workstation(args, instance=instance)))
     finally:
         asyncio.set_event_loop(None)
         qt_app.setQuitOnLastWindowClosed(True)
+        if instance is not None:
+            instance.close()
 
 
-async def run_workstation(args: argparse.Namespace) -> int:
-    """The whole program on a running qasync loop: settings, sign-in, core, window, close."""
+async def run_workstation(args: argparse.Namespace, *, instance: Any = None) -> int:
+    """The whole program on a running qasync loop: settings, sign-in, core, window, close.
+
+    `instance`: the claimed `ui.single_instance.SingleInstance`; the links other starts hand
+    over go to the window (before it exists: the latest is kept for it, and the dialog on
+    screen is raised)."""
+    links = LinkRouter(args.link)
+    if instance is not None:
+        instance.message_received.connect(links.received)
     if getattr(args, "manager", False):
         from ui.manager.app import run_manager
 
@@ -244,8 +267,7 @@ async def run_workstation(args: argparse.Namespace) -> int:
         if screenshot is not None:
             return await _screenshot(window, workstation, screenshot, simulator)
         window.show()
-        if args.link:
-            window.search.setText("".join(ch for ch in args.link if ch.isdigit())[-10:])
+        links.attach(window)
         if args.demo:
             print(
                 f"BDC Workstation demo: {window.windowTitle()} — live queue, real sync; "
@@ -253,6 +275,7 @@ async def run_workstation(args: argparse.Namespace) -> int:
                 flush=True,
             )
         await _closed(window)
+        links.closed()
         return 0
     except SignInError as exc:
         print(f"bdc-workstation: {exc}", file=sys.stderr)
@@ -263,6 +286,42 @@ async def run_workstation(args: argparse.Namespace) -> int:
                 result = step()
                 if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
                     await result
+
+
+class LinkRouter:
+    """Links for the window: the command line's, then those other starts hand over."""
+
+    def __init__(self, link: str = "") -> None:
+        self.pending = link
+        self.window: Any = None
+        self.closing = False
+
+    def received(self, link: str) -> None:
+        if self.closing:  # the agent closed the window: the core is closing, do not re-show
+            log.info("a link arrived while closing: ignored")
+            return
+        if self.window is not None:
+            self.window.bring_to_front()
+            if link:
+                self.window.show_link(link)
+            return
+        if link:
+            self.pending = link
+        from PySide6.QtWidgets import QApplication
+
+        dialog = QApplication.activeModalWidget()  # the sign-in or settings dialog
+        if dialog is not None:
+            dialog.raise_()
+            dialog.activateWindow()
+
+    def closed(self) -> None:
+        self.closing = True
+
+    def attach(self, window: Any) -> None:
+        self.window = window
+        link, self.pending = self.pending, ""
+        if link:
+            window.show_link(link)
 
 
 async def _in_thread(work: Any) -> Any:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from html import escape
 from typing import Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 from PySide6.QtCore import (
@@ -107,6 +108,17 @@ SHORTCUTS: list[tuple[str, str]] = [
     ("Ctrl+P", "Pause / resume"),
     ("F1", "This sheet"),
 ]
+
+
+def number_of_link(link: str) -> str:
+    """The number of a tel:/callto: link ("tel:+1-555-010-4477;ext=2" -> "5550104477": its
+    last ten digits, how the queue's search finds a lead's phone); "" when it has none."""
+    text = unquote(link.strip())
+    scheme, colon, rest = text.partition(":")
+    if colon and scheme.lower() in ("tel", "callto"):
+        text = rest.lstrip("/")
+    text = text.split(";", 1)[0].split("?", 1)[0].split("@", 1)[0]
+    return "".join(ch for ch in text if ch.isdigit())[-10:]
 
 
 def _local_clock(moment: datetime) -> str:
@@ -447,6 +459,30 @@ class MainWindow(QMainWindow):
     def focus_search(self) -> None:
         self.search.setFocus()
         self.search.selectAll()
+
+    def show_link(self, link: str) -> None:
+        """A tel:/callto: link from the desktop: look its number up in the queue. Exactly one
+        lead: select it (its workspace shows) and put the focus on the queue; otherwise the
+        queue stays filtered by the number in the search box. Never dials: the agent does,
+        and the calling rules are checked at that click. While the queue is still loading,
+        the filter stays and the first load selects the one lead that matches."""
+        number = number_of_link(link)
+        if not number:
+            return
+        self.search.setText(number)  # re-filters (_search_changed)
+        if self.model.rowCount() == 1:
+            self._select_row(0)
+            self.table.setFocus()
+        else:
+            self.search.setFocus()
+
+    def bring_to_front(self) -> None:
+        """Shown, un-minimized, raised and activated (another start handed over to us)."""
+        if self.isMinimized():
+            self.setWindowState(self.windowState() & ~Qt.WindowState.WindowMinimized)
+        self.show()
+        self.raise_()
+        self.activateWindow()
 
     def _focus_queue(self) -> None:
         self.table.setFocus()
