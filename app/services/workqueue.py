@@ -298,14 +298,7 @@ class WorkQueue:
             for channel in (Channel.CALL, Channel.TEXT, Channel.EMAIL)
         )
         phone = lead.primary_phone
-        cadence_plan = plan(
-            self._rules.cadences.values(),
-            lead,
-            history,
-            now,
-            zone=zone.primary_zone,
-            legal_window=self._legal_window(zone),
-        )
+        cadence_plan = self._plan(lead, history, now, zone)
         return LeadDetail(
             lead=lead,
             score=score_lead(self._rules.scoring, lead, self._dealership, history),
@@ -352,6 +345,18 @@ class WorkQueue:
 
     def _zone(self, lead: Lead) -> ZoneResolution:
         return resolve_zones(lead, self._rules.zip_table, fallback_zone=self._dealership.time_zone)
+
+    def _plan(
+        self, lead: Lead, history: list[Activity], now: datetime, zone: ZoneResolution
+    ) -> CadencePlan:
+        return plan(
+            self._rules.cadences.values(),
+            lead,
+            history,
+            now,
+            zone=zone.primary_zone,
+            legal_window=self._legal_window(zone),
+        )
 
     def _legal_window(self, zone: ZoneResolution) -> LegalWindow:
         """One cached legal-window function per distinct zone set (most leads share a few).
@@ -417,14 +422,7 @@ class WorkQueue:
                 **base,
             )
         # Planned only here: closed, replied-to and new leads need no cadence plan.
-        cadence_plan = plan(
-            self._rules.cadences.values(),
-            lead,
-            history,
-            now,
-            zone=zone.primary_zone,
-            legal_window=self._legal_window(zone),
-        )
+        cadence_plan = self._plan(lead, history, now, zone)
         step = _next_agent_step(cadence_plan)
         if step is None:
             return None
