@@ -109,14 +109,19 @@ def test_a_database_locked_by_another_process_says_so_and_loses_nothing(
 
 @contextlib.contextmanager
 def _small_disk(tmp_path: Path) -> Iterator[Path | None]:
-    """A 3 MB tmpfs when this process may mount one (root); None otherwise."""
+    """A 16 MB tmpfs when this process may mount one (root); None otherwise.
+
+    The filler file is created here, before the store opens: the store's WAL may already hold
+    megabytes when the test fills the disk (CI saw a 3 MB disk full before the filler existed),
+    and creating a file on a full tmpfs fails.
+    """
     mount = tmp_path / "small-disk"
     mount.mkdir()
     if os.geteuid() != 0 or os.environ.get("BDC_TEST_NO_MOUNT"):
         yield None
         return
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
         capture_output=True,
         check=False,
     )
@@ -124,14 +129,15 @@ def _small_disk(tmp_path: Path) -> Iterator[Path | None]:
         yield None
         return
     try:
+        (mount / "filler").touch()
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _fill(folder: Path) -> Path:
-    filler = folder / "filler"
-    with filler.open("wb") as out, contextlib.suppress(OSError):
+    filler = folder / "filler"  # created by _small_disk while there was room
+    with filler.open("ab") as out, contextlib.suppress(OSError):
         while True:
             out.write(b"\0" * 65536)
             out.flush()
@@ -193,7 +199,7 @@ def test_a_full_disk_says_so_keeps_what_was_saved_and_recovers_when_space_is_fre
                 assert sorted(on_server) == sorted(saved)
                 figures(
                     "disk: full",
-                    filesystem="tmpfs 3 MB" if disk else "max_page_count",
+                    filesystem="tmpfs 16 MB" if disk else "max_page_count",
                     saved_before_full=len(saved) - 1,
                     refused_with_message=1,
                     delivered=len(on_server),
