@@ -508,13 +508,9 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ data flow
 
-    def _visible(self, now: datetime) -> tuple[list[WorkItem], list[tuple[Any, ...]] | None]:
-        """The rows to show and their sort keys (None from a source without keys)."""
-        ranked = getattr(self._source, "ranked", None)
-        if ranked is None:
-            return self._source.items(now, search=self.search.text()), None
-        items, keys = ranked(now, search=self.search.text())
-        return items, keys
+    def _visible(self, now: datetime) -> tuple[list[WorkItem], list[tuple[Any, ...]]]:
+        """The rows to show and their sort keys."""
+        return self._source.ranked(now, search=self.search.text())
 
     def _show_all(self) -> None:
         """A different set of rows (start, a new search): the model is reset."""
@@ -537,23 +533,16 @@ class MainWindow(QMainWindow):
 
         The rows of the leads the core named since the last refresh (`queue_changed`) are
         updated one by one (`QueueModel.update_leads`, O(changes · log n)); without those names
-        (the in-process preview, a source without keys, the start-up load, the clock set back)
+        (the in-process preview, the start-up load, the clock set back)
         or with `compare_all`, every row is compared."""
         now = self._clock()
         items, keys = self._visible(now)
         # Changes that keep the order apply at once; a new order waits until the agent settles.
         reorder = force or self._settled()
         applied: bool | None = None
-        item_for = getattr(self._source, "item_for", None)
-        if (
-            self._named_changes
-            and not compare_all
-            and keys is not None
-            and item_for is not None
-            and not getattr(self._source, "loading", False)
-        ):
+        if self._named_changes and not compare_all and not self._source.loading:
             applied = self.model.update_leads(
-                self._changed, items, keys, now, item_for, reorder=reorder
+                self._changed, items, keys, now, self._source.item_for, reorder=reorder
             )
         if applied is None:
             applied = self.model.update_items(items, keys, reorder=reorder, now=now)
@@ -1061,7 +1050,7 @@ class MainWindow(QMainWindow):
         During the first download, and while the start-up derives the leads behind the cached
         rows, the rows change without the "new lead" flash or "moved up" marks."""
         self._changed.update(dict.fromkeys(lead_ids))
-        if self.first_load or getattr(self._source, "loading", False):
+        if self.first_load or self._source.loading:
             self._reload_quietly()
             return
         if self._logging:

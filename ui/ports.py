@@ -54,6 +54,16 @@ class LeadSource(Protocol):
 
     def detail(self, lead_id: str, now: datetime) -> LeadDetail: ...
 
+    def item_for(self, lead_id: str) -> WorkItem | None:
+        """The lead's open work item now (None: nothing to do, or not in the queue): the queue
+        model updates the rows of named leads with it."""
+        ...
+
+    @property
+    def loading(self) -> bool:
+        """Rows come from the start-up snapshot while the leads behind them are derived."""
+        ...
+
     def __len__(self) -> int: ...
 
 
