@@ -7,12 +7,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.changes import record
 from server.db import ChangeRow, make_engine, make_sessionmaker, transaction, utcnow
-from server.hub import PRUNED, prune_changes
+from server.hub import PRUNED, ChangeHub, prune_changes
+from server.settings import Settings
 from tests.server.conftest import Seeded
 
 
@@ -205,3 +207,48 @@ def test_a_cursor_ahead_of_the_log_gets_410(
 def test_an_empty_log_is_fine(seeded: Seeded) -> None:
     page = pull(seeded, seeded.headers("ana"), 0)
     assert page == {"changes": [], "next_cursor": 0, "has_more": False, "newest": 0}
+
+
+class _RecordingHub(ChangeHub):
+    """The watcher's poll on its own, what it would publish kept instead of sent to a loop."""
+
+    def __init__(self, engine: Engine, settings: Settings, mark: int) -> None:
+        super().__init__(engine, settings)
+        self._poll_engine = engine
+        self._mark = mark
+        self.published: list[list[tuple[str, int]]] = []
+
+    def publish_threadsafe(self, items: Any) -> None:
+        self.published.append(sorted(items))
+
+
+def test_the_watchers_poll_finds_each_stores_newest_by_a_seek_not_a_scan(
+    seeded: Seeded, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    write_feed(sessions, FEED)
+    engine = make_engine(seeded.db_url)
+    statements: list[tuple[str, Any]] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        statements.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", remember)
+    try:
+        hub = _RecordingHub(engine, settings, mark=3)
+        hub.refresh()
+        hub.refresh()  # nothing new: nothing published
+        assert hub.published == [[("lakeside", 10), ("riverside", 4)]]
+        if engine.dialect.name != "sqlite":
+            return
+        # SQLite answered "max(seq) ... GROUP BY store_id" by walking the whole store_id
+        # index: 20 ms every poll at 580,000 changes, on an idle server too.
+        event.remove(engine, "before_cursor_execute", remember)
+        with engine.connect() as connection:
+            for statement, params in statements:
+                plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+                details = [str(row[-1]) for row in plan]
+                assert not any(d.startswith("SCAN") for d in details), (statement, details)
+    finally:
+        if event.contains(engine, "before_cursor_execute", remember):
+            event.remove(engine, "before_cursor_execute", remember)
+        engine.dispose()
