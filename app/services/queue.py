@@ -374,8 +374,7 @@ class QueueService:
         later, together with the next pages'."""
         lead_ids: list[str] = list(changes.leads)
         lead_ids += [lead_id for lead_id, _ in changes.removed]
-        if changes.activities:
-            lead_ids += self._store.repository.lead_ids_of_activities(changes.activities)
+        lead_ids += changes.activity_leads
         loop = _running_loop()
         bulk = self._pending or self._flushing is not None or changes.more
         if loop is None or not (bulk or len(set(lead_ids)) >= BULK_PAGE_LEADS):

@@ -136,6 +136,8 @@ class AppliedChanges:
 
     leads: tuple[str, ...] = ()
     activities: tuple[str, ...] = ()
+    # The leads those activities belong to (each once): as the changes said, no store lookup.
+    activity_leads: tuple[str, ...] = ()
     removed: tuple[tuple[str, str], ...] = ()  # (lead_id, reason)
     blocks: tuple[str, ...] = ()  # addresses newly opted out or put on do-not-call
     ignored: int = 0  # changes of entities this version does not know
@@ -392,17 +394,6 @@ class Repository:
                 or_(LeadRow.assigned_agent_id == agent_id, LeadRow.assigned_agent_id.is_(None))
             )
         return query
-
-    def lead_ids_of_activities(self, activity_ids: Iterable[str]) -> list[str]:
-        """The leads these stored activities belong to (each once)."""
-        ids = sorted(set(activity_ids))
-        found: list[str] = []
-        with self._store.read("reading activities") as session:
-            for chunk in _chunks(ids):
-                found += session.scalars(
-                    select(ActivityRow.lead_id).where(ActivityRow.id.in_(chunk))
-                ).all()
-        return list(dict.fromkeys(found))
 
     def lead_count(self) -> int:
         with self._store.read("counting leads") as session:
@@ -704,6 +695,7 @@ class _Applied:
         self.new_activities: dict[str, dict[str, Any]] = {}  # not stored yet (see insert_new)
         self.leads: list[str] = []
         self.activities: list[str] = []
+        self.activity_leads: list[str] = []
         self.removed: list[tuple[str, str]] = []
         self.blocks: list[str] = []
         self.ignored = 0
@@ -765,6 +757,7 @@ class _Applied:
         return AppliedChanges(
             tuple(dict.fromkeys(self.leads)),
             tuple(dict.fromkeys(self.activities)),
+            tuple(dict.fromkeys(self.activity_leads)),
             tuple(self.removed),
             tuple(dict.fromkeys(self.blocks)),
             self.ignored,
@@ -826,6 +819,7 @@ def _apply_activity(session: Session, data: Mapping[str, Any], applied: _Applied
     if new is not None:  # twice in one batch: the later copy wins
         new.update(lead_id=activity.lead_id, at=activity.at, data=activity_to_dict(activity))
         applied.activities.append(activity.id)
+        applied.activity_leads.append(activity.lead_id)
         return
     row = applied.activity_row(session, activity.id)
     if row is None:
@@ -845,6 +839,7 @@ def _apply_activity(session: Session, data: Mapping[str, Any], applied: _Applied
         row.at = activity.at
         row.pending = False
     applied.activities.append(activity.id)
+    applied.activity_leads.append(activity.lead_id)
 
 
 def _remove_lead(session: Session, lead_id: str, reason: str, applied: _Applied) -> None:

@@ -135,7 +135,9 @@ def test_a_bulk_download_is_refreshed_once_after_its_last_page_in_the_background
             service.on_changed(told.append)
             ids = tuple(lead.id for lead in leads)
             service.applied(AppliedChanges(leads=ids[:60], more=True))
-            service.applied(AppliedChanges(activities=(call.id,), more=True))
+            service.applied(
+                AppliedChanges(activities=(call.id,), activity_leads=(call.lead_id,), more=True)
+            )
             await asyncio.sleep(0.05)
             assert told == [] and service.refreshing  # the download goes on: nothing yet
             service.applied(AppliedChanges(leads=ids[60:]))  # the last page
