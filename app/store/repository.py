@@ -341,16 +341,22 @@ class Repository:
         found: dict[str, tuple[StoredLead, list[Activity]]] = {}
         with self._store.read("reading leads") as session:
             opt_outs = _opt_out_times(session)
+            # Core rows on the session's connection: the ORM's result machinery cost a fifth
+            # of this read (a 50,000-lead first sync reads 530,000 activities here).
+            connection = session.connection()
             for chunk in _chunks(ids):
                 histories: dict[str, list[Activity]] = {}
-                for row_id, lead_id, data in session.execute(
+                for row_id, lead_id, data in connection.execute(
                     select(ActivityRow.id, ActivityRow.lead_id, ActivityRow.data)
                     .where(ActivityRow.lead_id.in_(chunk))
                     .order_by(ActivityRow.at, _ROWID)
                 ):
                     histories.setdefault(lead_id, []).append(_activity(row_id, data))
-                for row in session.scalars(select(LeadRow).where(LeadRow.id.in_(chunk))):
-                    stored = stored_lead_of(row)
+                lead_rows = connection.execute(
+                    select(LeadRow.__table__).where(LeadRow.id.in_(chunk))
+                )
+                for row in lead_rows:
+                    stored = stored_lead_of(row)  # type: ignore[arg-type]  # same attributes
                     stored = replace(stored, lead=with_blocks(stored.lead, opt_outs))
                     found[row.id] = (stored, in_order(histories.get(row.id, ())))
         return found

@@ -95,6 +95,31 @@ def test_queue_holds_own_and_unassigned_leads_with_history_in_order(store: Local
     assert store.repository.lead_count() == 3
 
 
+def test_leads_with_history_reads_what_the_one_lead_reads_do(store: LocalStore) -> None:
+    """The bulk read (the queue's, 500 leads a query) and the per-lead reads agree: every
+    field, the scores beside the lead, the opt-outs applied, history oldest first."""
+    leads = [make_lead(f"lead-{n}", phone=f"(312) 555-01{n:02d}") for n in range(5)]
+    changes = [lead_change(lead) for lead in leads]
+    changes[0]["data"].update(score=72, tier="hot", grade="A", due_at=T0.isoformat())
+    changes += [activity_change(make_call("lead-1", minutes=m)) for m in (9, 3, 6)]
+    changes.append(activity_change(make_disposition("lead-3", minutes=2)))
+    store.repository.apply_changes(changes, "9")
+    store.repository.replace_contact_blocks(
+        BlockKind.OPT_OUT, [("+13125550102", T0)], fresh_as_of=T0
+    )
+    ids = [lead.id for lead in leads] + ["lead-missing"]
+    found = store.repository.leads_with_history(ids)
+    assert sorted(found) == sorted(lead.id for lead in leads)
+    for lead in leads:
+        stored, history = found[lead.id]
+        assert stored == store.repository.stored_lead(lead.id)
+        assert history == store.repository.history(lead.id)
+    assert found["lead-0"][0].score == 72 and found["lead-0"][0].due_at == T0
+    assert found["lead-2"][0].lead.opted_out_at == T0
+    assert found["lead-1"][0].lead.opted_out_at is None
+    assert [a.at for a in found["lead-1"][1]] == sorted(a.at for a in found["lead-1"][1])
+
+
 # Pulled changes
 
 
