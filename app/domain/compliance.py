@@ -433,7 +433,9 @@ def opted_out_since(lead: Lead, history: Iterable[Activity], now: datetime) -> d
     now = require_aware(now, "now").astimezone(UTC)
     numbers = _lead_numbers(lead)
     events: list[tuple[datetime, int]] = []  # (when, 1 = out / 0 = in)
-    if lead.opted_out_at is not None and lead.opted_out_at <= now:
+    if lead.opted_out_at is not None:
+        # The lead's standing opt-out counts even when dated after `now`: the server stamps it
+        # with its own clock, and a PC whose clock runs behind must not reopen the customer.
         events.append((lead.opted_out_at.astimezone(UTC), 1))
     for activity in _known(history, now):
         if not _about_lead(activity, lead, numbers):

@@ -491,6 +491,19 @@ def test_opt_out_stops_every_channel_until_something_changes() -> None:
     )
 
 
+def test_a_standing_opt_out_dated_after_now_still_blocks() -> None:
+    """The server stamps the opt-out with its clock; this PC's may run a little behind."""
+    lead = _lead(opted_out_at=at(2, 10, 1))
+    for channel in Channel:
+        decision = _check(lead, channel, at(2, 10))
+        assert BlockCode.OPTED_OUT in decision.codes, channel
+    # also at a moment inside the spring-forward gap, given with either fold
+    gap = datetime(2025, 3, 9, 2, 30, tzinfo=NY)
+    lead = _lead(opted_out_at=gap)
+    later_fold = gap.replace(fold=1)  # 06:30 UTC, an hour before the fold=0 reading
+    assert BlockCode.OPTED_OUT in _check(lead, Channel.EMAIL, later_fold).codes
+
+
 def test_opt_out_and_opt_in_activities_latest_wins() -> None:
     lead = _lead()
     stop = _act(ActivityKind.OPT_OUT, at(1, 10), direction=Direction.INBOUND, phone=FL_CELL)
@@ -743,7 +756,10 @@ def scenarios(
         ),
         consents=consents,
         do_not_call=draw(st.booleans()) and draw(st.booleans()),
-        opted_out_at=now - timedelta(minutes=draw(st.integers(0, 10_000))) if opted_out else None,
+        # in UTC: wall-clock arithmetic on a time inside a DST gap can land after `now`
+        opted_out_at=(now.astimezone(UTC) - timedelta(minutes=draw(st.integers(0, 10_000))))
+        if opted_out
+        else None,
     )
     e164s = [p.e164 for p in phones if p.e164] + [None, "+15125550100"]
     history: list[Activity] = []
