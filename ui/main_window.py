@@ -357,8 +357,10 @@ class MainWindow(QMainWindow):
         self.sync_status = SyncStatusBar(colors=self._colors)
         self.progress = QProgressBar()
         self.progress.setObjectName("sync_progress")
-        self.progress.setMaximumWidth(260)
         self.progress.setTextVisible(True)
+        # Wide enough for the longest text it shows (the status bar squeezed it to ~95 px).
+        longest = "Reloading your queue… 888,888 of 888,888 leads"
+        self.progress.setMinimumWidth(self.progress.fontMetrics().horizontalAdvance(longest) + 40)
         self.progress.hide()
         self.connection_label = QLabel(status_text)
         self.counts_label = QLabel()
@@ -991,16 +993,22 @@ class MainWindow(QMainWindow):
         self.sync_status.show_state(status)
         self.banner.show_state(status)
         loading = status is not None and (
-            status.resync_loaded is not None
+            status.snapshot_loaded is not None
             or (status.connectivity is Connectivity.SYNCING and status.last_sync is None)
         )
         if loading and status is not None:
-            if status.resync_loaded is not None:
+            verb = "Loading" if status.last_sync is None else "Reloading"
+            loaded, total = status.snapshot_loaded, status.snapshot_total
+            if loaded is not None and total:
+                self.progress.setRange(0, total)
+                self.progress.setValue(min(loaded, total))
+                self.progress.setFormat(f"{verb} your queue… {loaded:,} of {total:,} leads")
+            elif loaded:
                 self.progress.setRange(0, 0)
-                self.progress.setFormat(f"Reloading your queue… {status.resync_loaded} leads")
+                self.progress.setFormat(f"{verb} your queue… {loaded:,} leads")
             else:
-                self.progress.setRange(0, 0)  # busy: the first download of the queue
-                self.progress.setFormat("Loading your queue…")
+                self.progress.setRange(0, 0)  # busy: nothing counted yet
+                self.progress.setFormat(f"{verb} your queue…")
             self.progress.show()
         else:
             self.progress.hide()

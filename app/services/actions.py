@@ -110,6 +110,7 @@ class ActionService:
         clock: Clock,
         outbox_changed: Callable[[], None],
         is_online: Callable[[], bool],
+        may_reach_server: Callable[[], bool] | None = None,
         api: LeadApi | None = None,
         blocklist_max_age: timedelta = DEFAULT_BLOCKLIST_MAX_AGE,
         fallback_zone: str = "America/Chicago",
@@ -122,6 +123,9 @@ class ActionService:
         self._clock = clock
         self._outbox_changed = outbox_changed
         self._is_online = is_online
+        # Worth trying a request (online, or catching up after a reconnect or on the first
+        # download), as opposed to known to be offline.
+        self._may_reach_server = may_reach_server or is_online
         self._api = api
         self._blocklist_max_age = blocklist_max_age
         self._undoable: dict[str, _Undoable] = {}
@@ -462,7 +466,7 @@ class ActionService:
 
     async def claim(self, lead_id: str) -> ActionResult:
         """Take a lead from the unassigned pool. Needs the server (first claim wins)."""
-        if self._api is None or not self._is_online():
+        if self._api is None or not self._may_reach_server():
             return ActionResult(False, "claiming a lead needs a connection to the server", lead_id)
         try:
             summary = await self._api.claim(lead_id)

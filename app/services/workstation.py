@@ -265,6 +265,9 @@ def build_workstation(
             clock=clock,
             outbox_changed=engine.outbox_changed,
             is_online=lambda: engine.state.connectivity is Connectivity.ONLINE,
+            may_reach_server=lambda: (
+                engine.state.connectivity in (Connectivity.ONLINE, Connectivity.SYNCING)
+            ),
             api=api,
             blocklist_max_age=config.blocklist_max_age,
             fallback_zone=dealership.time_zone,

@@ -8,7 +8,7 @@ through the outbox (outbox.py) so each is queued for the server in the same tran
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -659,28 +659,53 @@ class Repository:
                         _set_freshness(session, dataset, fresh_as_of)
         return applied.result()
 
-    def apply_snapshot(
+    def apply_snapshot_page(self, entries: Sequence[Mapping[str, Any]]) -> AppliedChanges:
+        """One page of `GET /v1/snapshot` (a first download, or a full resync), in ONE
+        transaction: each entry is a "lead" change payload with the lead's whole history in
+        "activities". Older copies than the stored ones are ignored as in the change feed; the
+        cursor does not move (`finish_snapshot` moves it after the last page). An entry it
+        cannot read raises ChangeFeedError naming it, and nothing of the page is stored."""
+        applied = _Applied()
+        with self._store.write("saving your leads from the server") as session:
+            applied.prefetch(session, _snapshot_changes(entries))
+            for position, entry in enumerate(entries):
+                if not isinstance(entry, Mapping):
+                    raise ChangeFeedError(f"lead #{position}: must be an object")
+                try:
+                    lead_id = _apply_lead(session, entry, applied)
+                    # (an older server's lead list, the resync fallback, has no histories)
+                    activities = entry.get("activities") or []
+                    if not isinstance(activities, list):
+                        raise ChangeFeedError("activities: must be a list")
+                    for data in activities:
+                        if not isinstance(data, Mapping):
+                            raise ChangeFeedError("activities: each must be an object")
+                        if data.get("lead_id") != lead_id:
+                            raise ChangeFeedError(
+                                f"activity {data.get('id')!r} belongs to lead "
+                                f"{data.get('lead_id')!r}, not to this one"
+                            )
+                        _apply_activity(session, data, applied)
+                except (DomainError, ChangeFeedError) as error:
+                    raise ChangeFeedError(
+                        f"lead #{position} ({_entry_id(entry)}) cannot be read: {error}"
+                    ) from error
+            applied.insert_new(session)
+        return applied.result()
+
+    def finish_snapshot(
         self,
-        leads: Sequence[Mapping[str, Any]],
+        present: Collection[str],
         new_cursor: str,
         *,
         fresh_as_of: datetime | None = None,
         reason: str = "no longer in your queue",
     ) -> AppliedChanges:
-        """A full resync (after 410 Gone): `leads` are "lead" change payloads for every lead the
-        server says is ours now. Local leads missing from it leave the queue like "lead_removed"
-        ones (their pending work still lands). Applied together with the new cursor."""
+        """After a snapshot's last page: local leads it did not name (`present`) leave the queue
+        like "lead_removed" ones (their pending work still lands), and the cursor moves to where
+        the snapshot began, together."""
         applied = _Applied()
-        with self._store.write("saving a full resync") as session:
-            applied.prefetch(session, [{"entity": "lead", "data": data} for data in leads])
-            for position, data in enumerate(leads):
-                if not isinstance(data, Mapping):
-                    raise ChangeFeedError(f"lead #{position}: must be an object")
-                try:
-                    _apply_lead(session, data, applied)
-                except DomainError as error:
-                    raise ChangeFeedError(f"lead #{position} cannot be read: {error}") from error
-            present = set(applied.leads)
+        with self._store.write("finishing the download of your leads") as session:
             for lead_id in session.scalars(
                 select(LeadRow.id).where(LeadRow.removed_reason.is_(None))
             ).all():
@@ -690,6 +715,24 @@ class Repository:
             if fresh_as_of is not None:
                 _set_freshness(session, Dataset.LEADS, fresh_as_of)
         return applied.result()
+
+
+def _snapshot_changes(entries: Sequence[Any]) -> list[dict[str, Any]]:
+    """A snapshot page as the change entries `_Applied.prefetch` looks up."""
+    changes: list[dict[str, Any]] = []
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        changes.append({"entity": "lead", "data": entry})
+        activities = entry.get("activities")
+        if isinstance(activities, list):
+            changes += [{"entity": "activity", "data": data} for data in activities]
+    return changes
+
+
+def _entry_id(entry: Mapping[str, Any]) -> str:
+    lead = entry.get("lead")
+    return str(lead.get("id")) if isinstance(lead, Mapping) else "no id"
 
 
 class _Applied:
@@ -791,13 +834,14 @@ def _text_or_none(data: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
-def _apply_lead(session: Session, data: Mapping[str, Any], applied: _Applied) -> None:
+def _apply_lead(session: Session, data: Mapping[str, Any], applied: _Applied) -> str:
+    """Store a "lead" change payload; returns the lead's id."""
     lead = lead_from_dict(data.get("lead"))
     version = _int_or_none(data, "version")
     version = lead.version if version is None else version
     row = applied.lead_row(session, lead.id)
     if row is not None and row.version > version:
-        return  # an older copy arriving late; the newer one is already here
+        return lead.id  # an older copy arriving late; the newer one is already here
     values: dict[str, Any] = {
         "version": version,
         "assigned_agent_id": lead.assigned_agent_id,
@@ -817,6 +861,7 @@ def _apply_lead(session: Session, data: Mapping[str, Any], applied: _Applied) ->
         for key, value in values.items():
             setattr(row, key, value)
     applied.leads.append(lead.id)
+    return lead.id
 
 
 def _apply_activity(session: Session, data: Mapping[str, Any], applied: _Applied) -> None:

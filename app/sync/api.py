@@ -100,6 +100,46 @@ class ChangesPage:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotPage:
+    """One page of GET /v1/snapshot: leads ("lead" change payloads, each with its whole history
+    in "activities"), in id order."""
+
+    newest: int  # the store's newest change when the page was read: follow the feed from here
+    total: int | None  # how many leads the snapshot holds (for progress)
+    leads: list[dict[str, Any]]
+    next_cursor: str | None  # None: this was the last page
+
+
+class SnapshotError(ApiError):
+    """A snapshot page that is not what the API promises (a server bug): nothing is stored."""
+
+
+def parse_snapshot_page(body: bytes) -> SnapshotPage:
+    """The page's JSON, checked for its shape (each lead is checked when it is stored).
+    Parsed off the GUI thread: a page of 500 leads with histories is megabytes."""
+    try:
+        page = json.loads(body)
+    except ValueError as error:
+        raise SnapshotError(f"the server's snapshot page is not JSON: {error}") from None
+    if not isinstance(page, dict):
+        raise SnapshotError("the server's snapshot page is not an object")
+    newest, total, leads = page.get("newest"), page.get("total"), page.get("leads")
+    next_cursor = page.get("next_cursor")
+    if isinstance(newest, bool) or not isinstance(newest, int) or newest < 0:
+        raise SnapshotError(f"the server's snapshot page has no valid 'newest': {newest!r}")
+    if not isinstance(leads, list):
+        raise SnapshotError("the server's snapshot page has no 'leads' list")
+    if next_cursor is not None and (not isinstance(next_cursor, str) or not next_cursor):
+        raise SnapshotError(f"the server's snapshot page has a bad 'next_cursor': {next_cursor!r}")
+    return SnapshotPage(
+        newest,
+        total if isinstance(total, int) and not isinstance(total, bool) else None,
+        leads,
+        next_cursor,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     status: int
     body: Any
@@ -363,6 +403,15 @@ class LeadApi:
         response = await self._request("GET", path, params=params)
         self._raise_for(response)
         return response.json()
+
+    async def snapshot_body(self, cursor: str | None, limit: int) -> bytes:
+        """One page of GET /v1/snapshot, unparsed (see parse_snapshot_page)."""
+        params: dict[str, Any] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        response = await self._request("GET", "/v1/snapshot", params=params)
+        self._raise_for(response)
+        return response.content
 
     async def events(self, last_seq: int | None = None) -> AsyncIterator[int]:
         """The SSE poke stream: yields the newest sequence number announced by each poke.

@@ -10,7 +10,10 @@ runs as asyncio tasks whose strong references it keeps, and publishes its state 
   as a Notice); a 409 on a lead edit becomes edit conflicts (both values kept, agent chooses);
   401 switches to "sign-in expired" and keeps everything for after the password is given again.
 - Pull: GET /v1/changes from the stored cursor, each page applied with its cursor in one
-  transaction; 410 → full resync (progress in SyncStatus.resync_loaded).
+  transaction. A first download (no cursor yet) and a 410 (the cursor is older than the
+  server's log) load GET /v1/snapshot instead: every lead with its whole history, a page a
+  transaction, then the feed from where the snapshot began (progress in
+  SyncStatus.snapshot_loaded / snapshot_total).
 - Live: SSE pokes trigger pulls; every (re)connect pulls; reconnects back off; without SSE the
   pull loop polls every `poll_interval`; a wall-clock jump beyond the monotonic clock (the PC
   slept) pulls and pushes at once.
@@ -42,6 +45,8 @@ from app.sync.api import (
     ResyncNeeded,
     ServerBusy,
     SignInExpired,
+    SnapshotPage,
+    parse_snapshot_page,
 )
 from app.sync.rules import RulesUpdate, refresh_rules
 
@@ -75,7 +80,9 @@ class SyncStatus:
     last_sync: datetime | None = None  # last successful pull
     last_error: str = ""  # why the last attempt failed ("" after a success)
     live: bool = False  # SSE connected (else polling)
-    resync_loaded: int | None = None  # leads downloaded so far during a full resync
+    # A snapshot under way (a first download or a full resync): leads stored so far, of how many
+    snapshot_loaded: int | None = None
+    snapshot_total: int | None = None
 
 
 class NoticeKind(StrEnum):
@@ -109,6 +116,7 @@ class SyncSettings:
     sleep_check_interval: float = 5.0
     page_size: int = 500
     bulk_page_size: int = 1000  # after a full page (the server's maximum)
+    snapshot_page_size: int = 500  # leads (with their histories) per GET /v1/snapshot page
     use_sse: bool = True
     sse_min_reconnect: float = 0.2
     rules_interval: float = 300.0  # seconds between checks of the server's rules version
@@ -153,6 +161,7 @@ class SyncEngine:
         self._pull_lock = asyncio.Lock()
         self._push_lock = asyncio.Lock()
         self._blocks_unsupported = False  # the server has no GET /v1/contact-blocks
+        self._snapshot_unsupported = False  # the server has no GET /v1/snapshot (older)
         self._rules_checked: float | None = None  # monotonic time of the last rules check
         self._rules_refused: str | None = None  # the version last refused (told once)
         self.rules_update: RulesUpdate | None = None  # the last rules check's result
@@ -427,6 +436,9 @@ class SyncEngine:
                 # Never downloaded whole (a new PC, or blocks older than the feed): once, then
                 # the change feed keeps them current.
                 await self.download_contact_blocks()
+            if self._store.repository.cursor() is None and not self._snapshot_unsupported:
+                # A first download: the leads as they are now, not their whole change history.
+                await self.load_snapshot()
             size = self._settings.page_size
             page: ChangesPage = await self._api.changes(self._cursor(), size)
             while True:
@@ -466,6 +478,11 @@ class SyncEngine:
         now = self._now()
         self._store.repository.record_sync_success(now, self._api.clock_offset.total_seconds())
         self.pulls += 1
+        if self._state.connectivity is Connectivity.SIGN_IN_EXPIRED:
+            # A write was refused the token while this pull still ran on it: that stands (the
+            # agent was told once; "online" now would tell them again at the next 401).
+            self._publish(last_sync=now)
+            return applied
         self._publish(connectivity=Connectivity.ONLINE, last_sync=now, last_error="")
         await self._check_rules()  # after the queue is current and the state says online
         return applied
@@ -475,21 +492,85 @@ class SyncEngine:
             {"seq": c.seq, "entity": c.entity, "entity_id": c.entity_id, "data": c.data}
             for c in page.changes
         ]
-        write = asyncio.ensure_future(
-            in_thread(
-                self._store.repository.apply_changes,
-                changes,
-                str(page.next_cursor),
-                fresh_as_of=self._now(),
-            )
+        return await self._stored(
+            self._store.repository.apply_changes,
+            changes,
+            str(page.next_cursor),
+            fresh_as_of=self._now(),
         )
+
+    async def _stored(self, write_fn: Callable[..., AppliedChanges], *args: Any, **kw: Any) -> Any:
+        """A store write in a worker thread (the loop stays responsive), finished even when
+        the pull is cancelled meanwhile: its transaction ends before the store may close."""
+        write = asyncio.ensure_future(in_thread(write_fn, *args, **kw))
         try:
             return await asyncio.shield(write)
         except asyncio.CancelledError:
-            # Stopped meanwhile: the page's transaction ends before the store may close.
             with contextlib.suppress(Exception):
                 await write
             raise
+
+    async def load_snapshot(self, *, resync: bool = False) -> bool:
+        """Download every lead this agent may see with its whole history (GET /v1/snapshot),
+        each page stored in one transaction while the next is fetched; then local leads it did
+        not name leave the queue and the cursor moves to where the snapshot began, so the change
+        feed goes on from there. False when the server has no snapshot (an older server).
+
+        A failure midway leaves the cursor as it was: the next pull starts over, and the pages
+        stored already are applied again harmlessly (older copies never replace newer ones)."""
+        limit = self._settings.snapshot_page_size
+        present: set[str] = set()
+        self._publish(snapshot_loaded=0, snapshot_total=None)
+        try:
+            try:
+                body = await self._api.snapshot_body(None, limit)
+            except Rejected as exc:
+                if exc.status != 404:
+                    raise
+                log.warning("the server has no snapshot (%s): replaying its change feed", exc)
+                self._snapshot_unsupported = True
+                return False
+            page: SnapshotPage = await in_thread(parse_snapshot_page, body)
+            newest = page.newest
+            while True:
+                following: asyncio.Future[bytes] | None = None
+                if page.next_cursor is not None:
+                    following = asyncio.ensure_future(
+                        self._api.snapshot_body(page.next_cursor, limit)
+                    )
+                try:
+                    result = await self._stored(
+                        self._store.repository.apply_snapshot_page, page.leads
+                    )
+                except BaseException:
+                    if following is not None:
+                        following.cancel()
+                        with contextlib.suppress(BaseException):
+                            await following
+                    raise
+                present.update(_snapshot_ids(page.leads))
+                self._applied(replace(result, more=True))
+                self._publish(snapshot_loaded=len(present), snapshot_total=page.total)
+                if following is None:
+                    break
+                page = await in_thread(parse_snapshot_page, await following)
+            finished = await self._stored(
+                self._store.repository.finish_snapshot,
+                present,
+                str(newest),
+                fresh_as_of=self._now(),
+            )
+        finally:
+            self._publish(snapshot_loaded=None, snapshot_total=None)
+        self._applied(finished)  # the last word of the download: the queue derives its leads
+        if resync:
+            self._notify(
+                Notice(
+                    NoticeKind.RESYNCED,
+                    f"your queue was reloaded from the server ({len(present)})",
+                )
+            )
+        return True
 
     async def download_contact_blocks(self) -> int:
         """Replace the local opt-out and do-not-call lists with the server's (GET
@@ -551,9 +632,12 @@ class SyncEngine:
             self._notify(Notice(NoticeKind.RULES_REFUSED, update.message))
 
     async def full_resync(self, newest: int) -> None:
-        """Rebuild the local copy from the server's lead list, with progress, then resume the
-        change feed from `newest` (what the server said was newest when it refused the cursor)."""
-        self._publish(resync_loaded=0)
+        """Rebuild the local copy after the server refused the cursor (410): the snapshot, or
+        from an older server without one its lead list (no histories), then the change feed
+        from `newest` (what the server said was newest when it refused the cursor)."""
+        if not self._snapshot_unsupported and await self.load_snapshot(resync=True):
+            return
+        self._publish(snapshot_loaded=0, snapshot_total=None)
         leads: list[dict[str, Any]] = []
         cursor: str | None = None
         try:
@@ -563,18 +647,22 @@ class SyncEngine:
                     params["cursor"] = cursor
                 page = await self._api.get_json("/v1/leads", params)
                 leads.extend(page.get("leads", []))
-                self._publish(resync_loaded=len(leads))
+                self._publish(snapshot_loaded=len(leads))
                 cursor = page.get("next_cursor")
                 if not cursor:
                     break
             if not self._blocks_unsupported:
                 await self.download_contact_blocks()
-            result = self._store.repository.apply_snapshot(
-                leads, str(newest), fresh_as_of=self._now()
+            result = await self._stored(self._store.repository.apply_snapshot_page, leads)
+            finished = await self._stored(
+                self._store.repository.finish_snapshot,
+                set(_snapshot_ids(leads)),
+                str(newest),
+                fresh_as_of=self._now(),
             )
         finally:
-            self._publish(resync_loaded=None)
-        self._applied(result)
+            self._publish(snapshot_loaded=None, snapshot_total=None)
+        self._applied(replace(result, removed=finished.removed))
         self._notify(
             Notice(NoticeKind.RESYNCED, f"your queue was reloaded from the server ({len(leads)})")
         )
@@ -645,3 +733,13 @@ class SyncEngine:
         while not self._stopping:
             await asyncio.sleep(self._settings.sleep_check_interval)
             clocks = self.check_wake(clocks)
+
+
+def _snapshot_ids(entries: Sequence[Any]) -> list[str]:
+    """The lead ids a snapshot page names (its entries were checked when stored)."""
+    ids: list[str] = []
+    for entry in entries:
+        lead = entry.get("lead") if isinstance(entry, Mapping) else None
+        if isinstance(lead, Mapping) and isinstance(lead.get("id"), str):
+            ids.append(lead["id"])
+    return ids

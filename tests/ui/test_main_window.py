@@ -234,6 +234,29 @@ def test_offline_banner_and_pending_count_show_and_clear(qtbot: QtBot) -> None:
     assert window.banner.isVisible() and window.banner.sign_in.isVisible()
 
 
+def test_the_first_download_shows_how_many_leads_of_how_many(qtbot: QtBot) -> None:
+    window = _window(qtbot)
+    window.set_sync_state(SyncStatus(Connectivity.SYNCING))
+    assert window.progress.isVisible()
+    assert window.progress.format() == "Loading your queue…"
+    window.set_sync_state(
+        SyncStatus(Connectivity.SYNCING, snapshot_loaded=12_500, snapshot_total=38_824)
+    )
+    assert window.progress.format() == "Loading your queue… 12,500 of 38,824 leads"
+    assert (window.progress.value(), window.progress.maximum()) == (12_500, 38_824)
+    # the text fits the bar: nothing clipped
+    text = window.progress.text()
+    width = window.progress.fontMetrics().horizontalAdvance(text)
+    assert width < window.progress.contentsRect().width(), (text, width)
+    window.set_sync_state(SyncStatus(Connectivity.ONLINE, last_sync=NOW))
+    assert not window.progress.isVisible()
+    # a full resync later (the server refused the cursor) says "Reloading"
+    window.set_sync_state(
+        SyncStatus(Connectivity.SYNCING, last_sync=NOW, snapshot_loaded=500, snapshot_total=900)
+    )
+    assert window.progress.format() == "Reloading your queue… 500 of 900 leads"
+
+
 def test_pause_shows_reason_and_timer(qtbot: QtBot) -> None:
     clock = [NOW]
     window = _window(qtbot, clock=lambda: clock[0])

@@ -301,6 +301,27 @@ def test_claiming_a_pool_lead_needs_the_server_and_first_claim_wins(floor: Floor
     asyncio.run(main())
 
 
+def test_a_pool_lead_can_be_claimed_while_the_first_download_is_still_going(
+    floor: Floor,
+) -> None:
+    """Catching up (syncing) is not offline: the claim is tried, and wins."""
+
+    async def main() -> None:
+        lead_id = await asyncio.to_thread(floor.live.post_lead, "Early")
+        ana, faults = await floor.open("ana", start=False)
+        try:
+            faults.delay_s = 0.4  # a slow link: the first download takes a while
+            await ana.start()
+            await wait_for(lambda: lead_id in ana.queue, 10)
+            assert ana.status.connectivity is Connectivity.SYNCING
+            claimed = await ana.actions.claim(lead_id)
+            assert claimed.ok, claimed.message
+        finally:
+            await floor.close_all()
+
+    asyncio.run(main())
+
+
 def test_pause_and_resume_reach_the_server(floor: Floor) -> None:
     async def main() -> None:
         ana, _ = await floor.open("ana")

@@ -244,16 +244,68 @@ def test_opt_outs_and_dnc_from_the_server_always_win(store: LocalStore) -> None:
     assert store.repository.opt_outs() == frozenset()
 
 
-def test_full_resync_replaces_the_queue_and_keeps_pending_work(store: LocalStore) -> None:
+def _entry(lead: Lead, *activities: Activity) -> dict[str, Any]:
+    """A GET /v1/snapshot entry: the "lead" change payload with the lead's history."""
+    return {
+        **lead_change(lead)["data"],
+        "activities": [activity_change(a)["data"] for a in activities],
+    }
+
+
+def test_a_snapshot_page_stores_leads_with_their_histories_and_leaves_the_cursor(
+    store: LocalStore,
+) -> None:
+    late, early = make_call("lead-1", minutes=9), make_disposition("lead-1", minutes=3)
+    page = [_entry(make_lead("lead-1"), late, early), _entry(make_lead("lead-2", agent=None))]
+    applied = store.repository.apply_snapshot_page(page)
+    assert applied.leads == ("lead-1", "lead-2")
+    assert applied.activity_leads == ("lead-1",)
+    assert store.repository.history("lead-1") == [early, late]
+    assert store.repository.cursor() is None  # moved by finish_snapshot only
+    # A download started over after a failure applies its pages again: nothing doubles.
+    store.repository.apply_snapshot_page(page)
+    assert store.repository.history("lead-1") == [early, late]
+    # An older copy (a page read before a change the feed already brought) changes nothing.
+    store.repository.apply_snapshot_page([_entry(make_lead("lead-2", version=7, first="Newer"))])
+    store.repository.apply_snapshot_page([_entry(make_lead("lead-2", version=3, first="Older"))])
+    assert store.repository.get_lead("lead-2").person.first_name == "Newer"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("nope", "lead #1: must be an object"),
+        ({"lead": {"id": "lead-9"}}, r"lead #1 \(lead-9\) cannot be read"),
+        ({**_entry(make_lead("lead-9")), "activities": "none"}, "activities: must be a list"),
+        (
+            _entry(make_lead("lead-9"), make_call("lead-1")),
+            "belongs to lead 'lead-1', not to this one",
+        ),
+        (
+            {**_entry(make_lead("lead-9")), "activities": [{"lead_id": "lead-9", "kind": "?"}]},
+            r"lead #1 \(lead-9\) cannot be read",
+        ),
+    ],
+)
+def test_a_snapshot_page_it_cannot_read_is_refused_whole_with_the_lead_named(
+    store: LocalStore, entry: Any, message: str
+) -> None:
+    with pytest.raises(ChangeFeedError, match=message):
+        store.repository.apply_snapshot_page([_entry(make_lead("lead-0")), entry])
+    assert store.repository.lead_count() == 0  # nothing of the page
+
+
+def test_finishing_a_snapshot_drops_unnamed_leads_keeps_pending_work_and_moves_the_cursor(
+    store: LocalStore,
+) -> None:
     _seed(store, make_lead("lead-1"), make_lead("lead-2"), make_lead("lead-3"))
     store.outbox.record_activity(make_call("lead-2"))
-    snapshot = [
-        lead_change(make_lead("lead-1", version=5))["data"],
-        lead_change(make_lead("lead-4"))["data"],
-    ]
-    applied = store.repository.apply_snapshot(snapshot, "900")
+    applied = store.repository.apply_snapshot_page(
+        [_entry(make_lead("lead-1", version=5)), _entry(make_lead("lead-4"))]
+    )
     assert set(applied.leads) == {"lead-1", "lead-4"}
-    assert {lead_id for lead_id, _ in applied.removed} == {"lead-2", "lead-3"}
+    finished = store.repository.finish_snapshot({"lead-1", "lead-4"}, "900")
+    assert {lead_id for lead_id, _ in finished.removed} == {"lead-2", "lead-3"}
     assert [lead.id for lead in store.repository.leads_for_agent("agent-ann")] == [
         "lead-1",
         "lead-4",

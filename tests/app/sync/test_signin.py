@@ -117,6 +117,6 @@ def test_a_cursor_the_server_cannot_continue_triggers_a_full_resync_with_progres
             await floor.close_all()
 
     asyncio.run(main())
-    progress = [s.resync_loaded for s in seen if s.resync_loaded is not None]
+    progress = [s.snapshot_loaded for s in seen if s.snapshot_loaded is not None]
     assert progress[0] == 0 and progress[-1] >= 3
-    assert seen[-1].resync_loaded is None
+    assert seen[-1].snapshot_loaded is None
