@@ -119,6 +119,11 @@ class ApiKeyRow(Base):
 
 class LeadRow(Base):
     __tablename__ = "leads"
+    __table_args__ = (
+        # GET /v1/snapshot pages a store's leads by id, and counts an agent's visible ones.
+        Index("ix_leads_store_id_id", "store_id", "id"),
+        Index("ix_leads_store_id_assigned_agent_id", "store_id", "assigned_agent_id"),
+    )
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     store_id: Mapped[str] = mapped_column(ForeignKey("stores.id"), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)

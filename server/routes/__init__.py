@@ -15,6 +15,7 @@ from server.routes.leads import router as leads_router
 from server.routes.manager import router as manager_router
 from server.routes.messages import router as messages_router
 from server.routes.rules_routes import router as rules_router
+from server.routes.snapshot import router as snapshot_router
 
 ROUTERS: list[APIRouter] = [
     auth_router,
@@ -22,6 +23,7 @@ ROUTERS: list[APIRouter] = [
     leads_router,
     activities_router,
     changes_router,
+    snapshot_router,
     blocks_router,
     messages_router,
     floor_router,
