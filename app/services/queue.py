@@ -371,7 +371,8 @@ class QueueService:
         """Sync engine listener: refresh the leads a pulled page touched. A bulk download's
         leads are refreshed once it ends (`changes.more` False), each once however many pages
         touched it, in the background (`settled()` waits for it); a lone bulk page's a moment
-        later, together with the next pages'."""
+        later, together with the next pages'. A snapshot's pages (`changes.whole`) are
+        refreshed as they arrive: their leads are complete."""
         lead_ids: list[str] = list(changes.leads)
         lead_ids += [lead_id for lead_id, _ in changes.removed]
         lead_ids += changes.activity_leads
@@ -381,7 +382,12 @@ class QueueService:
             self.refresh(lead_ids)
             return
         self._pending.update(dict.fromkeys(lead_ids))
-        if changes.more:
+        if changes.more and changes.whole:
+            # A snapshot page: its leads are complete, derived while the next pages load (the
+            # rows fill in as the download goes).
+            self._downloading = True
+            delay = 0.0
+        elif changes.more:
             self._downloading = True
             delay = BULK_IDLE_SECONDS  # only if the download stalls: its last page flushes
         else:

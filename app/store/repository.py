@@ -142,6 +142,10 @@ class AppliedChanges:
     blocks: tuple[str, ...] = ()  # addresses newly opted out or put on do-not-call
     ignored: int = 0  # changes of entities this version does not know
     more: bool = False  # more pages follow at once (a bulk download is under way)
+    # The leads are whole as stored (a snapshot page: each with all its history), so they can
+    # be derived now, while more pages follow; a change-feed page's leads may still be missing
+    # activities a later page brings.
+    whole: bool = False
 
 
 def freeze(value: Any) -> Any:

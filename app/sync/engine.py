@@ -549,7 +549,7 @@ class SyncEngine:
                             await following
                     raise
                 present.update(_snapshot_ids(page.leads))
-                self._applied(replace(result, more=True))
+                self._applied(replace(result, more=True, whole=True))
                 self._publish(snapshot_loaded=len(present), snapshot_total=page.total)
                 if following is None:
                     break

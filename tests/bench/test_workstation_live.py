@@ -183,6 +183,8 @@ def test_first_sync_into_the_encrypted_store(bench: Recorder, live: Live) -> Non
     workstation, window = session.workstation, session.window
     progress: list[bool] = []
     workstation.subscribe_status(lambda _s: progress.append(window.progress.isVisible()))
+    spin_until(lambda: window.model.rowCount() > 0, timeout=1800)
+    first_rows = time.perf_counter() - began  # the agent can start: the rows fill in from here
     spin_until(lambda: workstation.status.last_sync is not None, timeout=1800)
     downloaded = time.perf_counter() - began
     # every downloaded lead derived and shown (the queue refreshes a bulk download's leads
@@ -196,8 +198,9 @@ def test_first_sync_into_the_encrypted_store(bench: Recorder, live: Live) -> Non
     assert workstation.store.repository.lead_count() >= N * 0.99
     print(
         f"[bench] first sync: {workstation.store.repository.lead_count()} leads, "
-        f"{window.model.rowCount()} rows in the queue; downloaded and stored in "
-        f"{downloaded:.1f} s, then derived in {seconds - downloaded:.1f} s"
+        f"{window.model.rowCount()} rows in the queue; first rows shown after "
+        f"{first_rows:.1f} s, downloaded and stored in {downloaded:.1f} s, then derived in "
+        f"{seconds - downloaded:.1f} s"
     )
     bench.record("first_sync_50k_s", seconds, "s", 20.0)
 

@@ -154,6 +154,43 @@ def test_a_bulk_download_is_refreshed_once_after_its_last_page_in_the_background
         store.close()
 
 
+def test_a_snapshots_pages_are_derived_as_they_arrive_not_after_the_last(
+    tmp_path: Path,
+) -> None:
+    """A snapshot page's leads are whole: the agent's rows fill in while the download goes on.
+    (A change-feed page's are not: they wait for the last page, as the test above shows.)"""
+    from app.store.repository import AppliedChanges
+
+    store = open_local_store(tmp_path / "local.db", KEY)
+    try:
+        leads = [make_lead(f"lead-{n:03d}") for n in range(120)]
+        store.repository.apply_changes([lead_change(lead) for lead in leads], "1")
+
+        async def main() -> None:
+            service = _service(store)
+            told: list[tuple[str, ...]] = []
+            service.on_changed(told.append)
+            ids = tuple(lead.id for lead in leads)
+            service.applied(AppliedChanges(leads=ids[:60], more=True, whole=True))
+            for _ in range(300):  # not settled(): that would start the refresh itself
+                if not service.refreshing:
+                    break
+                await asyncio.sleep(0.01)
+            assert sorted(sum(told, ())) == sorted(ids[:60])  # before the next page came
+            assert all(service.item_for(i) is not None for i in ids[:60])
+            service.applied(AppliedChanges(leads=ids[60:], more=True, whole=True))
+            service.applied(AppliedChanges())  # the end of the download
+            await service.settled()
+            assert sorted(sum(told, ())) == sorted(ids)  # each lead once
+            full = _service(store)
+            full.load()
+            assert service.items() == full.items()
+
+        asyncio.run(main())
+    finally:
+        store.close()
+
+
 def test_a_lead_refreshed_while_the_bulk_refresh_reads_is_not_undone(tmp_path: Path) -> None:
     from app.store.repository import AppliedChanges
 
