@@ -274,9 +274,11 @@ class _Reader:
         return _Reader(value, self._name(key))
 
     def done(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
+        # keys() - set: one C-level pass (every lead and activity of a sync ends here)
+        unknown = self.data.keys() - self.used
         if unknown:
-            raise DecodeError(f"{self.path or 'document'}: unknown field(s) {', '.join(unknown)}")
+            names = ", ".join(sorted(unknown))
+            raise DecodeError(f"{self.path or 'document'}: unknown field(s) {names}")
 
 
 def _phone(data: Any, path: str) -> Phone:
