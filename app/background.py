@@ -9,8 +9,10 @@ window's background read was under way. Plain threads are joined at exit instead
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -24,3 +26,17 @@ async def in_thread(work: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """`work(*args, **kwargs)` in a worker thread; the result (or exception) on the loop."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(_EXECUTOR, functools.partial(work, *args, **kwargs))
+
+
+@contextlib.contextmanager
+def young_collections_only() -> Iterator[None]:
+    """Only the garbage collector's young generations meanwhile (a bulk download that builds
+    up a big heap): a full collection scans every live object, and a 50,000-lead first
+    download ran 77 of them, 19 s of its 88. Cycles made meanwhile are still collected young;
+    full collections resume after."""
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(young, middle, 1_000_000_000)
+    try:
+        yield
+    finally:
+        gc.set_threshold(young, middle, old)

@@ -195,6 +195,9 @@ FLUSH_CHUNK = 500
 BULK_TELL = 2500
 # A bulk download whose next page does not come within this long is refreshed all the same.
 BULK_IDLE_SECONDS = 10.0
+# At most this many leads' page reads are kept waiting for their derivation (a download faster
+# than the derivation must not hold every history in memory): the others are read back.
+MAX_READY_LEADS = 5000
 # A pulled page touching this many leads is a bulk download (the first sync, a long absence):
 # its leads are refreshed together a second after the first such page, each lead once however
 # many pages touched it meanwhile, instead of page by page.
@@ -225,6 +228,9 @@ class QueueService:
         # refresh is stale, one read after it (a newer change to the lead) is not.
         self._reads = 0
         self._fresher: dict[str, int] = {}
+        # A first download's leads as its pages stored them (AppliedChanges.read), with the
+        # number of the read they count as: derived without reading them back.
+        self._ready: dict[str, tuple[int, tuple[StoredLead, list[Activity]]]] = {}
         self._flush_failed = False  # the last flush failed: its leads wait for the retry
         # Only the rows and search texts stay in memory: the workspace reads its lead.
         queue.read_from(self._fetch)
@@ -343,6 +349,8 @@ class QueueService:
     def refresh(self, lead_ids: Iterable[str]) -> tuple[str, ...]:
         """Re-derive these leads from the store (or drop them); tells the listeners."""
         ids = list(dict.fromkeys(lead_ids))
+        for lead_id in ids:
+            self._ready.pop(lead_id, None)  # read again now: newer
         if self._flushing is not None:
             # a bulk read under way must not undo these (one started later may: it is newer)
             self._fresher.update(dict.fromkeys(ids, self._reads))
@@ -376,6 +384,17 @@ class QueueService:
         lead_ids: list[str] = list(changes.leads)
         lead_ids += [lead_id for lead_id, _ in changes.removed]
         lead_ids += changes.activity_leads
+        reads = changes.read or {}
+        for lead_id in lead_ids:
+            if lead_id not in reads:
+                self._ready.pop(lead_id, None)  # changed since its page's read
+        if reads and len(self._ready) < MAX_READY_LEADS:
+            self._reads += 1
+            for lead_id, read in reads.items():
+                # Only leads new to the queue: one already shown may have been acted on after
+                # its page was stored (its refresh then was newer than this read).
+                if lead_id not in self._queue:
+                    self._ready[lead_id] = (self._reads, read)
         loop = _running_loop()
         bulk = self._pending or self._flushing is not None or changes.more
         if loop is None or not (bulk or len(set(lead_ids)) >= BULK_PAGE_LEADS):
@@ -422,30 +441,36 @@ class QueueService:
                 chunk = list(itertools.islice(self._pending, FLUSH_CHUNK))
                 for lead_id in chunk:
                     del self._pending[lead_id]
-                self._reads += 1
+                ready = {i: self._ready.pop(i) for i in chunk if i in self._ready}
+                to_read = [i for i in chunk if i not in ready]
+                found: Mapping[str, tuple[StoredLead, list[Activity]]] = {}
                 read_no = self._reads
-                try:
-                    found = await in_thread(self._store.repository.leads_with_history, chunk)
-                except Exception:
-                    log.exception("reading the leads of a bulk download failed: tried again")
-                    self._pending.update(dict.fromkeys(chunk))
-                    self._flush_failed = True
-                    break
+                if to_read:
+                    self._reads += 1
+                    read_no = self._reads
+                    try:
+                        found = await in_thread(self._store.repository.leads_with_history, to_read)
+                    except Exception:
+                        log.exception("reading the leads of a bulk download failed: tried again")
+                        self._pending.update(dict.fromkeys(chunk))
+                        self._ready.update(ready)
+                        self._flush_failed = True
+                        break
                 for start in range(0, len(chunk), LOAD_CHUNK):
                     now = self._clock()
                     for lead_id in chunk[start : start + LOAD_CHUNK]:
-                        read = found.get(lead_id)
+                        number, read = ready.get(lead_id) or (read_no, found.get(lead_id))
                         if read is None or not self._wanted(read[0]):
-                            staged.append((lead_id, read_no, None))
+                            staged.append((lead_id, number, None))
                             continue
                         try:
                             prepared = self._queue.prepare(read[0].lead, read[1], now)
                         except Exception:
                             log.exception("lead %s could not be derived: left as it was", lead_id)
                             continue
-                        staged.append((lead_id, read_no, prepared))
+                        staged.append((lead_id, number, prepared))
                     await asyncio.sleep(0)  # the loop stays responsive
-                del found
+                del found, ready
                 if len(staged) >= BULK_TELL or not self._pending:
                     put, staged = staged, []
                     self._put_staged(put)

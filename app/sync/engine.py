@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from app.background import in_thread
+from app.background import in_thread, young_collections_only
 from app.store.db import LocalStore
 from app.store.outbox import OutboxItem, OutboxKind
 from app.store.repository import AppliedChanges, BlockKind, ChangeFeedError, Dataset
@@ -521,6 +521,10 @@ class SyncEngine:
         limit = self._settings.snapshot_page_size
         present: set[str] = set()
         self._publish(snapshot_loaded=0, snapshot_total=None)
+        with young_collections_only():
+            return await self._load_snapshot(limit, present, resync=resync)
+
+    async def _load_snapshot(self, limit: int, present: set[str], *, resync: bool) -> bool:
         try:
             try:
                 body = await self._api.snapshot_body(None, limit)
@@ -540,7 +544,10 @@ class SyncEngine:
                     )
                 try:
                     result = await self._stored(
-                        self._store.repository.apply_snapshot_page, page.leads
+                        # a first download's leads are new to the queue: derived from the page
+                        self._store.repository.apply_snapshot_page,
+                        page.leads,
+                        with_reads=not resync,
                     )
                 except BaseException:
                     if following is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -186,6 +187,47 @@ def test_a_snapshots_pages_are_derived_as_they_arrive_not_after_the_last(
             full.load()
             assert service.items() == full.items()
 
+        asyncio.run(main())
+    finally:
+        store.close()
+
+
+def test_a_first_downloads_pages_are_derived_from_what_they_stored_without_reading_back(
+    tmp_path: Path,
+) -> None:
+    """The page's own reads are used for leads new to the queue; a lead the queue already shows
+    (the agent may have acted on it after its page was stored) is read back from the store."""
+    from app.store.repository import AppliedChanges
+
+    store = open_local_store(tmp_path / "local.db", KEY)
+    try:
+        shown = make_lead("lead-shown")
+        store.repository.apply_changes([lead_change(shown)], "1")
+        leads = [make_lead(f"lead-{n:03d}") for n in range(80)]
+        entries = [{**lead_change(lead)["data"], "activities": []} for lead in leads]
+        entries.append({**lead_change(shown)["data"], "activities": []})
+        page = store.repository.apply_snapshot_page(entries, with_reads=True)
+        assert page.read is not None and len(page.read) == 81
+        read = store.repository.leads_with_history
+        asked: list[str] = []
+
+        def counting_read(lead_ids: object) -> object:
+            asked.extend(lead_ids)  # type: ignore[call-overload]
+            return read(lead_ids)  # type: ignore[arg-type]
+
+        async def main() -> None:
+            service = _service(store)
+            service.refresh(["lead-shown"])  # on screen before the page came
+            asked.clear()
+            service.applied(replace(page, more=True, whole=True))
+            service.applied(AppliedChanges())
+            await service.settled()
+            assert asked == ["lead-shown"]  # the others were derived from the page
+            full = _service(store)
+            full.load()
+            assert service.items() == full.items()
+
+        store.repository.leads_with_history = counting_read  # type: ignore[method-assign,assignment]
         asyncio.run(main())
     finally:
         store.close()

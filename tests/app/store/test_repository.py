@@ -271,6 +271,33 @@ def test_a_snapshot_page_stores_leads_with_their_histories_and_leaves_the_cursor
     assert store.repository.get_lead("lead-2").person.first_name == "Newer"  # type: ignore[union-attr]
 
 
+def test_a_first_downloads_page_answers_its_leads_as_a_read_would(store: LocalStore) -> None:
+    """The queue derives a first download's leads from the page (no read back): what the page
+    answers must be exactly what the store then reads — this PC's unconfirmed work, opt-outs
+    and the queue columns included; an older copy than the stored lead is not answered."""
+    _seed(store, make_lead("lead-old", version=9))
+    mine = make_call("lead-1", minutes=4)
+    store.outbox.record_activity(mine)  # recorded here before the download finished
+    store.repository.replace_contact_blocks(
+        BlockKind.OPT_OUT, [("+13125550102", T0)], fresh_as_of=T0
+    )
+    leads = [make_lead(f"lead-{n}", phone=f"(312) 555-01{n:02d}") for n in range(3)]
+    page = [
+        _entry(leads[0]),
+        _entry(leads[1], make_call("lead-1", minutes=9), make_disposition("lead-1", minutes=2)),
+        _entry(leads[2], make_call("lead-2", minutes=1)),
+        _entry(make_lead("lead-old", version=3)),
+    ]
+    page[0].update(score=72, tier="hot", grade="A", due_at="2025-06-02T10:00:00-05:00")
+    applied = store.repository.apply_snapshot_page(page, with_reads=True)
+    assert applied.read is not None
+    assert sorted(applied.read) == ["lead-0", "lead-1", "lead-2"]  # not the ignored old copy
+    assert applied.read == store.repository.leads_with_history(sorted(applied.read))
+    assert mine in applied.read["lead-1"][1]
+    assert applied.read["lead-2"][0].lead.opted_out_at == T0
+    assert store.repository.apply_snapshot_page(page).read is None  # only when asked
+
+
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
