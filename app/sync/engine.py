@@ -26,11 +26,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from app.background import in_thread, young_collections_only
 from app.store.db import LocalStore
@@ -51,6 +51,7 @@ from app.sync.api import (
 from app.sync.rules import RulesUpdate, refresh_rules
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 __all__ = [
     "Connectivity",
@@ -449,14 +450,7 @@ class SyncEngine:
                     # the loop sends the request and stays responsive).
                     size = max(size, self._settings.bulk_page_size)
                     following = asyncio.ensure_future(self._api.changes(page.next_cursor, size))
-                try:
-                    result = await self._store_page(page)
-                except BaseException:
-                    if following is not None:
-                        following.cancel()
-                        with contextlib.suppress(BaseException):
-                            await following
-                    raise
+                result = await _while_fetching(self._store_page(page), following)
                 if page.changes:
                     self._applied(replace(result, more=page.has_more))
                     self._dispatch_entities(page.changes)
@@ -542,19 +536,13 @@ class SyncEngine:
                     following = asyncio.ensure_future(
                         self._api.snapshot_body(page.next_cursor, limit)
                     )
-                try:
-                    result = await self._stored(
-                        # a first download's leads are new to the queue: derived from the page
-                        self._store.repository.apply_snapshot_page,
-                        page.leads,
-                        with_reads=not resync,
-                    )
-                except BaseException:
-                    if following is not None:
-                        following.cancel()
-                        with contextlib.suppress(BaseException):
-                            await following
-                    raise
+                write = self._stored(
+                    # a first download's leads are new to the queue: derived from the page
+                    self._store.repository.apply_snapshot_page,
+                    page.leads,
+                    with_reads=not resync,
+                )
+                result = await _while_fetching(write, following)
                 present.update(_snapshot_ids(page.leads))
                 self._applied(replace(result, more=True, whole=True))
                 self._publish(snapshot_loaded=len(present), snapshot_total=page.total)
@@ -740,6 +728,18 @@ class SyncEngine:
         while not self._stopping:
             await asyncio.sleep(self._settings.sleep_check_interval)
             clocks = self.check_wake(clocks)
+
+
+async def _while_fetching(write: Awaitable[T], following: asyncio.Future[Any] | None) -> T:
+    """A page's store `write` while the next page is fetched; a failed write cancels that."""
+    try:
+        return await write
+    except BaseException:
+        if following is not None:
+            following.cancel()
+            with contextlib.suppress(BaseException):
+                await following
+        raise
 
 
 def _snapshot_ids(entries: Sequence[Any]) -> list[str]:
