@@ -28,15 +28,25 @@ async def in_thread(work: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     return await loop.run_in_executor(_EXECUTOR, functools.partial(work, *args, **kwargs))
 
 
+_young_only_depth = 0
+_saved_threshold: tuple[int, int, int] | None = None
+
+
 @contextlib.contextmanager
 def young_collections_only() -> Iterator[None]:
     """Only the garbage collector's young generations meanwhile (a bulk download that builds
     up a big heap): a full collection scans every live object, and a 50,000-lead first
     download ran 77 of them, 19 s of its 88. Cycles made meanwhile are still collected young;
-    full collections resume after."""
-    young, middle, old = gc.get_threshold()
-    gc.set_threshold(young, middle, 1_000_000_000)
+    full collections resume when the last overlapping use ends (loop thread only)."""
+    global _young_only_depth, _saved_threshold
+    if _young_only_depth == 0:
+        _saved_threshold = gc.get_threshold()
+        young, middle, _old = _saved_threshold
+        gc.set_threshold(young, middle, 1_000_000_000)
+    _young_only_depth += 1
     try:
         yield
     finally:
-        gc.set_threshold(young, middle, old)
+        _young_only_depth -= 1
+        if _young_only_depth == 0 and _saved_threshold is not None:
+            gc.set_threshold(*_saved_threshold)

@@ -672,6 +672,31 @@ class _Timeline:
     complete_at: datetime | None = None
 
 
+def _keep_within_attempts(cadence: Cadence, result: _Timeline) -> None:
+    """Steps are matched and planned in the cadence's order, so a step can be planned before a
+    later one matches an attempt already made (a call logged before the text meant to come
+    first): then the latest planned attempts give way to the limit."""
+
+    def attempt(index: int) -> bool:
+        return index >= 0 and cadence.steps[index].is_agent_attempt
+
+    made = sum(1 for done in result.done if attempt(done.step_index))
+    planned = [step for step in result.pending if attempt(step.step_index)]
+    excess = made + len(planned) - cadence.max_attempts
+    if excess <= 0:
+        return
+    for step in planned[-excess:]:
+        result.pending.remove(step)
+        result.skipped.append(
+            SkippedStep(
+                step.step_index,
+                step.step_id,
+                step.channel,
+                f"the cadence's limit of {cadence.max_attempts} attempts is reached",
+            )
+        )
+
+
 class _Planner:
     def __init__(
         self,
@@ -1020,6 +1045,7 @@ class _Planner:
 
         if not callback_placed:
             place_callback()
+        _keep_within_attempts(cadence, result)
         done_times = [d.done_at for d in result.done]
         if result.waiting and until >= ends_at:
             # An event that never came within the cadence's days (no outcome recorded): over.

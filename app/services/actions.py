@@ -474,7 +474,6 @@ class ActionService:
             if exc.status in (404, 409):
                 # Somebody else has it: it leaves this queue now (the server does not tell
                 # other agents when a pool lead is claimed).
-                cursor = self._store.repository.cursor() or "0"
                 self._store.repository.apply_changes(
                     [
                         {
@@ -482,7 +481,7 @@ class ActionService:
                             "data": {"lead_id": lead_id, "reason": "claimed by somebody else"},
                         }
                     ],
-                    cursor,
+                    None,  # learnt from the claim, not the feed: the cursor stays
                 )
                 self._queue.refresh((lead_id,))
                 return ActionResult(False, f"somebody else took this lead: {exc}", lead_id)
@@ -494,8 +493,7 @@ class ActionService:
         except ApiError as exc:
             return ActionResult(False, f"could not claim the lead: {exc}", lead_id)
         if isinstance(summary.get("lead"), Mapping):
-            cursor = self._store.repository.cursor() or "0"
-            self._store.repository.apply_changes([{"entity": "lead", "data": summary}], cursor)
+            self._store.repository.apply_changes([{"entity": "lead", "data": summary}], None)
         self._queue.refresh((lead_id,))
         return ActionResult(True, "The lead is yours", lead_id)
 

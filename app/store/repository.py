@@ -626,7 +626,7 @@ class Repository:
     def apply_changes(
         self,
         changes: Sequence[Mapping[str, Any]],
-        new_cursor: str,
+        new_cursor: str | None,
         *,
         fresh_as_of: datetime | None = None,
     ) -> AppliedChanges:
@@ -635,6 +635,8 @@ class Repository:
         Each change is {"entity": ..., "data": {...}} as the server's change feed sends it.
         Entities this version does not know are skipped (a newer server may add some). A change
         it cannot read raises ChangeFeedError and applies nothing, the cursor included.
+        `new_cursor` None: changes learnt outside the feed (an answer to a claim), the cursor
+        stays where it is (unset on a PC whose first download has not finished).
         """
         applied = _Applied()
         with self._store.write("saving changes from the server") as session:
@@ -658,7 +660,8 @@ class Repository:
                         f"change {seq} ({entity}) cannot be read: {error}"
                     ) from error
             applied.insert_new(session)
-            _sync_row(session).cursor = new_cursor
+            if new_cursor is not None:
+                _sync_row(session).cursor = new_cursor
             if fresh_as_of is not None:
                 _set_freshness(session, Dataset.LEADS, fresh_as_of)
                 # The change feed carries every block added or lifted: once the lists were
@@ -1012,6 +1015,12 @@ def _apply_lead_removed(session: Session, data: Mapping[str, Any], applied: _App
     lead_id = _text_or_none(data, "lead_id")
     if not lead_id:
         raise ChangeFeedError("lead_removed: lead_id is required")
+    version = _int_or_none(data, "version")
+    row = applied.lead_row(session, lead_id)
+    if row is not None and version is not None and row.version > version:
+        # A newer copy is here already (given back since, or a snapshot page read after the
+        # removal the feed now replays): removing it would purge its history.
+        return
     _remove_lead(session, lead_id, _text_or_none(data, "reason") or "removed", applied)
 
 

@@ -45,6 +45,7 @@ from app.sync.api import (
     ResyncNeeded,
     ServerBusy,
     SignInExpired,
+    SnapshotError,
     SnapshotPage,
     parse_snapshot_page,
 )
@@ -430,16 +431,19 @@ class SyncEngine:
         if self._state.connectivity is not Connectivity.ONLINE:
             self._publish(connectivity=Connectivity.SYNCING)
         try:
+            snapshot = False
+            if self._store.repository.cursor() is None and not self._snapshot_unsupported:
+                # A first download: the leads as they are now, not their whole change history
+                # (the block lists come with it, from where it begins).
+                snapshot = await self.load_snapshot()
             if (
-                not self._blocks_unsupported
+                not snapshot
+                and not self._blocks_unsupported
                 and self._store.repository.freshness(Dataset.OPT_OUTS) is None
             ):
                 # Never downloaded whole (a new PC, or blocks older than the feed): once, then
                 # the change feed keeps them current.
                 await self.download_contact_blocks()
-            if self._store.repository.cursor() is None and not self._snapshot_unsupported:
-                # A first download: the leads as they are now, not their whole change history.
-                await self.load_snapshot()
             size = self._settings.page_size
             page: ChangesPage = await self._api.changes(self._cursor(), size)
             while True:
@@ -468,6 +472,10 @@ class SyncEngine:
             raise
         except SignInExpired as exc:
             self._expired(exc)
+            raise
+        except (SnapshotError, ChangeFeedError) as exc:
+            # the server sent what this version cannot store: said, and tried again later
+            self._failed(ApiError(str(exc)), offline=False)
             raise
         now = self._now()
         self._store.repository.record_sync_success(now, self._api.clock_offset.total_seconds())
@@ -530,9 +538,23 @@ class SyncEngine:
                 return False
             page: SnapshotPage = await in_thread(parse_snapshot_page, body)
             newest = page.newest
+            if not self._blocks_unsupported:
+                # Read after `newest`: a block added before it is in this list, one added
+                # after it comes with the feed that follows from `newest`. (Before the first
+                # page is stored: no lead is shown, and so callable, without the lists.)
+                await self.download_contact_blocks()
+            asked_for: str | None = None
             while True:
+                if page.next_cursor is not None and (
+                    not page.leads or page.next_cursor == asked_for
+                ):
+                    # a server (or proxy) that does not move on would loop here forever
+                    raise SnapshotError(
+                        f"the server's snapshot does not move on past {page.next_cursor!r}"
+                    )
                 following: asyncio.Future[bytes] | None = None
                 if page.next_cursor is not None:
+                    asked_for = page.next_cursor
                     following = asyncio.ensure_future(
                         self._api.snapshot_body(page.next_cursor, limit)
                     )

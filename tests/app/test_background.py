@@ -34,3 +34,15 @@ def test_only_young_collections_run_meanwhile_and_the_policy_comes_back_even_on_
         download()
     assert seen[0][:2] == before[:2] and seen[0][2] >= 1_000_000
     assert gc.get_threshold() == before
+
+
+def test_overlapping_uses_restore_the_policy_only_when_the_last_ends() -> None:
+    """Two workstations in one process (tests, benchmarks) may download at once."""
+    before = gc.get_threshold()
+    first, second = young_collections_only(), young_collections_only()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert gc.get_threshold()[2] >= 1_000_000  # the second still downloads
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before

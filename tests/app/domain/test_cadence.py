@@ -1014,6 +1014,25 @@ def test_property_never_outside_windows_and_never_crashes(
         assert result.state is PlanState.STOPPED and result.next_steps == ()
 
 
+def test_a_call_logged_before_the_text_meant_first_keeps_the_attempt_limit() -> None:
+    """Found by the generated-cadence property test: the text (step 1) was planned before the
+    call (step 2) matched the call already made, so a 1-attempt cadence offered a second."""
+    lines = ['id = "gen"', 'name = "Generated"', "", "[[applies_to]]", "", "[stop]"]
+    lines += ["max_attempts = 1", "max_days = 1", "", "[transitions]", 'CALLBACK = "callback"', ""]
+    for n, channel in enumerate(["text", "call", "call"]):
+        lines += ["[[steps]]", f'id = "s{n}"', f'channel = "{channel}"', 'from = "previous"']
+        lines += ['offset = "0s"', 'window = "any"']
+        lines += ['script = "s"' if channel == "call" else 'template = "t"', ""]
+    cadence = parse_cadence("\n".join(lines), "gen.toml")
+    now = datetime(2024, 1, 1, 14, 0, tzinfo=UTC)
+    lead = make_lead(now, phone="(312) 555-0134", email="ann@example.com")
+    result = plan([cadence], lead, [call(now)], now, zone=CHI)
+    assert [d.step_id for d in result.done] == ["s1"]
+    assert result.next_steps == ()
+    assert {s.step_id for s in result.skipped} >= {"s0", "s2"}
+    assert all("limit of 1 attempts" in s.reason for s in result.skipped)
+
+
 WINDOW_TEXTS = [
     "any",
     "morning",
