@@ -130,6 +130,8 @@ def save_lead(
         data=payload,
         agent_id=row.assigned_agent_id,
     )
+    if row.assigned_agent_id is not None and previous_agent != row.assigned_agent_id:
+        _hand_over_history(session, row)
     if previous_agent is not None and previous_agent != row.assigned_agent_id:
         record(
             session,
@@ -154,6 +156,35 @@ def save_lead(
             agent_id=None,
         )
     return row
+
+
+def _hand_over_history(session: Session, row: LeadRow) -> None:
+    """The lead's history, again, for its new holder when somebody else held it before: an
+    activity's change goes to the holder of its time, so the new holder's PC never heard of
+    those (and its attempt caps and cadence would count from nothing). Re-sent activities are
+    stored once on the PC (by id)."""
+    held_before = session.scalar(
+        select(LeadAssignmentRow.id)
+        .where(
+            LeadAssignmentRow.lead_id == row.id,
+            LeadAssignmentRow.agent_id.is_not(None),
+            LeadAssignmentRow.agent_id != row.assigned_agent_id,
+        )
+        .limit(1)
+    )
+    if held_before is None:
+        return  # only the pool's (store-wide) or this agent's own activities: already theirs
+    for activity in session.scalars(
+        select(ActivityRow).where(ActivityRow.lead_id == row.id).order_by(ActivityRow.at)
+    ):
+        record(
+            session,
+            store_id=row.store_id,
+            entity="activity",
+            entity_id=activity.id,
+            data=activity.data,
+            agent_id=row.assigned_agent_id,
+        )
 
 
 def _name_of(session: Session, user_id: str) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,6 +17,7 @@ from server.db import ChangeRow, make_engine, make_sessionmaker, transaction, ut
 from server.hub import PRUNED, ChangeHub, prune_changes
 from server.settings import Settings
 from tests.server.conftest import Seeded
+from tests.server.lead_helpers import lead_body, post_lead
 
 
 @pytest.fixture
@@ -252,3 +254,54 @@ def test_the_watchers_poll_finds_each_stores_newest_by_a_seek_not_a_scan(
         if event.contains(engine, "before_cursor_execute", remember):
             event.remove(engine, "before_cursor_execute", remember)
         engine.dispose()
+
+
+def _newest_seq(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.max(ChangeRow.seq))) or 0)
+
+
+def test_a_lead_handed_to_another_agent_brings_its_history_into_their_feed(
+    seeded: Seeded, sessions: sessionmaker[Session]
+) -> None:
+    """An activity's change goes to the lead's holder at its time: the new holder's PC would
+    never hear of the calls made before (and count its attempt caps from nothing)."""
+    posted = post_lead(seeded, lead_body())
+    assert posted.status_code == 201, posted.text
+    lead_id = posted.json()["leads"][0]["lead_id"]
+    mia = seeded.headers("mia")
+
+    def assign(agent: str) -> None:
+        reply = seeded.client.post(
+            f"/v1/leads/{lead_id}/assign", json={"agent_id": agent}, headers=mia
+        )
+        assert reply.status_code == 200, reply.text
+
+    assign("user-ben")
+    call = {
+        "id": str(uuid.uuid4()),
+        "lead_id": lead_id,
+        "kind": "call",
+        "at": utcnow().isoformat(),
+        "direction": "outbound",
+        "phone": "+13125550142",
+        "answered": False,
+    }
+    headers = {**seeded.headers("ben"), "Idempotency-Key": call["id"]}
+    logged = seeded.client.post("/v1/activities", json=call, headers=headers)
+    assert logged.status_code == 201, logged.text
+    before = _newest_seq(sessions)
+    assign("user-ana")
+    page = pull(seeded, seeded.headers("ana"), before)
+    entities = [(c["entity"], c["entity_id"]) for c in page["changes"]]
+    assert ("lead", lead_id) in entities
+    assert ("activity", call["id"]) in entities  # Ben's call, now Ana's to count
+    assert entities.index(("lead", lead_id)) < entities.index(("activity", call["id"]))
+    # A pool lead claimed by its first holder brings nothing again: the pool's were store-wide.
+    fresh = post_lead(seeded, lead_body(phones=[{"number": "(312) 555-0177"}]))
+    fresh_id = fresh.json()["leads"][0]["lead_id"]
+    before = _newest_seq(sessions)
+    claimed = seeded.client.post(f"/v1/leads/{fresh_id}/claim", headers=seeded.headers("ana"))
+    assert claimed.status_code == 200, claimed.text
+    again = pull(seeded, seeded.headers("ana"), before)["changes"]
+    assert [c for c in again if c["entity"] == "activity"] == []

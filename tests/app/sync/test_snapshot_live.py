@@ -399,3 +399,31 @@ def test_a_claim_during_the_first_download_leaves_it_to_finish(floor: Floor) -> 
             await floor.close_all()
 
     asyncio.run(main())
+
+
+def test_a_lead_handed_over_mid_shift_arrives_with_its_history(floor: Floor) -> None:
+    """Not a download: the feed. The server sends the new holder the lead's earlier activities
+    (they went to the previous holder's PC only), so the attempts already made count here."""
+    live = floor.live
+
+    async def main() -> None:
+        lead_id = await asyncio.to_thread(live.post_lead, "Midshift")
+        ana, _ = await floor.open("ana")
+        try:
+            await wait_for(lambda: ana.status.last_sync is not None, 10)
+            for agent, note in (("user-ben", "Ben: left a voicemail"), ("user-ana", None)):
+                reply = await asyncio.to_thread(
+                    live.request,
+                    "POST",
+                    f"/v1/leads/{lead_id}/assign",
+                    "mia",
+                    json={"agent_id": agent},
+                )
+                assert reply.status_code == 200, reply.text
+                if note:
+                    await asyncio.to_thread(_note, live, "ben", lead_id, note)
+            await wait_for(lambda: _notes(ana, lead_id) == ["Ben: left a voicemail"], 10)
+        finally:
+            await floor.close_all()
+
+    asyncio.run(main())
