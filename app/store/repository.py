@@ -765,8 +765,9 @@ def _page_reads(
     histories: Mapping[str, list[Activity]],
 ) -> dict[str, tuple[StoredLead, list[Activity]]]:
     """What `leads_with_history` would read of a snapshot page's stored leads, built from the
-    page's decoded copies plus the activities this store holds that the page did not bring
-    (this PC's own, not yet confirmed: read and decoded, they are few)."""
+    page's decoded copies plus the activities this store holds that the page did not bring:
+    this PC's own, not yet confirmed (the server's history is append-only, so every confirmed
+    one is in the page). Only those are read back: they are few."""
     connection = session.connection()
     opt_outs = _opt_out_times(session)
     brought = {a.id for history in histories.values() for a in history}
@@ -774,7 +775,7 @@ def _page_reads(
     for chunk in _chunks(list(decoded)):
         for row_id, lead_id in connection.execute(
             select(ActivityRow.id, ActivityRow.lead_id)
-            .where(ActivityRow.lead_id.in_(chunk))
+            .where(ActivityRow.lead_id.in_(chunk), ActivityRow.pending.is_(True))
             .order_by(ActivityRow.at, _ROWID)
         ):
             if row_id not in brought:

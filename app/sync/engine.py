@@ -520,13 +520,13 @@ class SyncEngine:
 
         A failure midway leaves the cursor as it was: the next pull starts over, and the pages
         stored already are applied again harmlessly (older copies never replace newer ones)."""
-        limit = self._settings.snapshot_page_size
-        present: set[str] = set()
         self._publish(snapshot_loaded=0, snapshot_total=None)
         with young_collections_only():
-            return await self._load_snapshot(limit, present, resync=resync)
+            return await self._load_snapshot(resync=resync)
 
-    async def _load_snapshot(self, limit: int, present: set[str], *, resync: bool) -> bool:
+    async def _load_snapshot(self, *, resync: bool) -> bool:
+        limit = self._settings.snapshot_page_size
+        present: set[str] = set()  # the leads the snapshot named
         try:
             try:
                 body = await self._api.snapshot_body(None, limit)
