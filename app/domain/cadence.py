@@ -840,7 +840,8 @@ class _Planner:
         taken: set[tuple[StepChannel, datetime]] = set()
         counts: dict[StepChannel, int] = dict.fromkeys(StepChannel, 0)
         times: dict[str, datetime | None] = {}
-        attempts = 0
+        attempts = 0  # made and planned
+        made_attempts = 0
         last_due: datetime | None = None
         prev_time: datetime | None = inst.started_at
         last_call_answered: bool | None = None
@@ -950,7 +951,10 @@ class _Planner:
             if step.offset.amount < 0 and inst.appointment_at is not None:
                 closes = min(until, inst.appointment_at - timedelta(microseconds=1))
             match = None
-            for activity in candidates(step.channel):
+            # An attempt made past the cap is not a step of this cadence (attempts made outrank
+            # planned ones, which _keep_within_attempts trims): the step is skipped for the limit.
+            capped = step.is_agent_attempt and made_attempts >= cadence.max_attempts
+            for activity in () if capped else candidates(step.channel):
                 if opens <= activity.at <= closes and (step.automatic or not activity.automatic):
                     match = activity
                     break
@@ -964,6 +968,7 @@ class _Planner:
                 )
                 if step.is_agent_attempt:
                     attempts += 1
+                    made_attempts += 1
                 if step.channel is StepChannel.CALL:
                     last_call_answered = match.answered is True
                 times[step.id] = match.at

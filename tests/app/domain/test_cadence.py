@@ -1033,6 +1033,27 @@ def test_a_call_logged_before_the_text_meant_first_keeps_the_attempt_limit() -> 
     assert all("limit of 1 attempts" in s.reason for s in result.skipped)
 
 
+
+def test_calls_past_the_attempt_limit_do_not_count_as_steps() -> None:
+    """Found by the generated-cadence property test: two calls already made matched two call
+    steps of a 1-attempt cadence; the second is past the limit, so its step is skipped."""
+    lines = ['id = "gen"', 'name = "Generated"', "", "[[applies_to]]", "", "[stop]"]
+    lines += ["max_attempts = 1", "max_days = 1", "", "[transitions]", 'CALLBACK = "callback"', ""]
+    for n in range(2):
+        lines += ["[[steps]]", f'id = "s{n}"', 'channel = "call"', 'from = "previous"']
+        lines += ['offset = "0s"', 'window = "any"', 'script = "s"', ""]
+    cadence = parse_cadence("\n".join(lines), "gen.toml")
+    now = datetime(2024, 1, 1, 14, 0, tzinfo=UTC)
+    lead = make_lead(now - timedelta(minutes=5), phone="(312) 555-0134", email="ann@example.com")
+    history = [call(now - timedelta(minutes=2)), call(now - timedelta(minutes=1))]
+    result = plan([cadence], lead, history, now, zone=CHI)
+    assert [d.step_id for d in result.done] == ["s0"]
+    assert result.next_steps == ()
+    assert [(s.step_id, s.reason) for s in result.skipped] == [
+        ("s1", "the cadence's limit of 1 attempts is reached")
+    ]
+
+
 WINDOW_TEXTS = [
     "any",
     "morning",
