@@ -39,8 +39,15 @@ def _free(port: int, kind: int) -> bool:
     return True
 
 
+# Ports handed out in this process. A port is only free until somebody binds it, and the OS
+# gladly offers the same one twice: a softphone once got its SIP and ctrl_tcp ports equal, SIP
+# took the port, and the "softphone" that answered the tests' connection was its SIP stack.
+_handed_out: set[int] = set()
+
+
 def free_port(span: int = 1) -> int:
-    """A port p with p..p+span-1 free on TCP and UDP (baresip takes SIP UDP+TCP, TLS on p+1)."""
+    """A port p with p..p+span-1 free on TCP and UDP (baresip takes SIP UDP+TCP, TLS on p+1),
+    none of them handed out before in this process."""
     for _ in range(200):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
@@ -48,7 +55,10 @@ def free_port(span: int = 1) -> int:
         if port + span >= 65535:
             continue
         ports = range(port, port + span)
+        if _handed_out.intersection(ports):
+            continue
         if all(_free(p, socket.SOCK_STREAM) and _free(p, socket.SOCK_DGRAM) for p in ports):
+            _handed_out.update(ports)
             return port
     raise RuntimeError("no free port found")
 
@@ -96,7 +106,9 @@ class Softphone:
     def start(self) -> Softphone:
         binary = baresip_binary()
         self.write_config()
-        log = (self.folder / "baresip.log").open("ab")
+        log_path = self.folder / "baresip.log"
+        earlier = log_path.stat().st_size if log_path.exists() else 0  # a restart appends
+        log = log_path.open("ab")
         self.process = subprocess.Popen(
             [binary, "-f", str(self.folder)],
             stdin=subprocess.DEVNULL,
@@ -108,12 +120,15 @@ class Softphone:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"baresip exited at start: {self.log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=0.2):
+            # Ready once it says so: something else listening on the port is not its ctrl_tcp.
+            log_text = log_path.read_bytes()[earlier:].decode(errors="replace")
+            if "failed to listen" in log_text:
+                raise RuntimeError(f"baresip could not take its ports: {log_text}")
+            if "baresip is ready." in log_text:
+                with socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=1):
                     return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"baresip did not open ctrl_tcp in time: {self.log_tail()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"baresip did not get ready in time: {self.log_tail()}")
 
     def stop(self) -> None:
         if self.process is None:
