@@ -1033,7 +1033,6 @@ def test_a_call_logged_before_the_text_meant_first_keeps_the_attempt_limit() -> 
     assert all("limit of 1 attempts" in s.reason for s in result.skipped)
 
 
-
 def test_calls_past_the_attempt_limit_do_not_count_as_steps() -> None:
     """Found by the generated-cadence property test: two calls already made matched two call
     steps of a 1-attempt cadence; the second is past the limit, so its step is skipped."""
