@@ -672,6 +672,30 @@ class _Timeline:
     complete_at: datetime | None = None
 
 
+_Span = tuple[datetime, datetime] | None
+
+
+class SpanCache:
+    """The allowed spans of days, shared by the plans of every lead with one zone and legal
+    window: a queue plans thousands of leads, and a span depends on nothing else (not on the
+    lead, its history or "now"), so each (channel, window, day) is worked out once, not per lead.
+    Emptied when it grows past `limit` (the days move on over a long shift)."""
+
+    def __init__(
+        self, zone: tzinfo, legal_window: LegalWindow | None, *, limit: int = 20_000
+    ) -> None:
+        self.zone = zone
+        self.legal_window = legal_window
+        self.limit = limit
+        self.legal: dict[tuple[StepChannel, date], _Span] = {}
+        self.allowed: dict[tuple[StepChannel, TimeWindow | None, date], _Span] = {}
+
+    def trim(self) -> None:
+        if len(self.allowed) + len(self.legal) > self.limit:
+            self.allowed.clear()
+            self.legal.clear()
+
+
 def _keep_within_attempts(cadence: Cadence, result: _Timeline) -> None:
     """Steps are matched and planned in the cadence's order, so a step can be planned before a
     later one matches an attempt already made (a call logged before the text meant to come
@@ -704,16 +728,19 @@ class _Planner:
         activities: list[Activity],
         zone: tzinfo,
         legal_window: LegalWindow | None,
+        spans: SpanCache | None = None,
     ) -> None:
         self.lead = lead
         self.zone = zone
         self.legal_window = legal_window
         self.activities = activities
         self.phone_dropped = False
-        self._legal_cache: dict[tuple[StepChannel, date], tuple[datetime, datetime] | None] = {}
-        self._allowed_cache: dict[
-            tuple[StepChannel, TimeWindow | None, date], tuple[datetime, datetime] | None
-        ] = {}
+        if spans is None:
+            spans = SpanCache(zone, legal_window)
+        else:
+            spans.trim()
+        self._legal_cache = spans.legal
+        self._allowed_cache = spans.allowed
         self._by_channel: dict[StepChannel, list[Activity]] = {c: [] for c in StepChannel}
         for activity in activities:
             if activity.kind is ActivityKind.NOTE:
@@ -1196,13 +1223,15 @@ def plan(
     *,
     zone: tzinfo,
     legal_window: LegalWindow | None = None,
+    spans: SpanCache | None = None,
 ) -> CadencePlan:
     """The active cadence for `lead` as of `now`, the steps done and the next steps.
 
     `zone` is the customer's time zone; windows are read in it. `legal_window(channel, local_day)`
     gives the legally allowed (start, end) for that day or None (no contact that day); without it,
     calls and texts are allowed 8:00–21:00 local and emails any time. Activities after `now` are
-    ignored. Deterministic: same inputs, same plan.
+    ignored. Deterministic: same inputs, same plan. `spans`: a SpanCache made for this `zone`
+    and `legal_window`, to share their spans with other leads' plans (the result is the same).
     """
     by_id = _index_cadences(cadences)
     if not isinstance(lead, Lead):
@@ -1213,8 +1242,10 @@ def plan(
     if legal_window is not None and not callable(legal_window):
         raise CadenceError("legal_window must be a callable (channel, local_day) or None")
     _in_range(_utc(lead.received_at), "lead received_at")
+    if spans is not None and (spans.zone != zone or spans.legal_window is not legal_window):
+        raise CadenceError("spans must be a SpanCache made for this zone and legal_window")
     activities = _checked_history(history, lead.id, now)
-    planner = _Planner(lead, activities, zone, legal_window)
+    planner = _Planner(lead, activities, zone, legal_window, spans)
 
     def closed(reason: str) -> CadencePlan:
         return CadencePlan(

@@ -364,9 +364,17 @@ def area_code_info(e164: str) -> AreaCodeInfo:
         parsed = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return AreaCodeInfo((), None)
-    if not phonenumbers.is_valid_number(parsed) or not phonenumbers.is_number_geographical(parsed):
+    # One number_type (a fifth of deriving a lead went here): is_valid_number,
+    # is_number_geographical and time_zones_for_number each work it out again.
+    kind = phonenumbers.number_type(parsed)  # UNKNOWN exactly when the number is not valid
+    country = parsed.country_code
+    if (
+        kind == phonenumbers.PhoneNumberType.UNKNOWN
+        or country is None
+        or not phonenumbers.is_number_type_geographical(kind, country)
+    ):
         return AreaCodeInfo((), None)
-    raw_zones = [str(z) for z in phone_timezone.time_zones_for_number(parsed)]
+    raw_zones = [str(z) for z in phone_timezone.time_zones_for_geographical_number(parsed)]
     if not raw_zones or "Etc/Unknown" in raw_zones or len(raw_zones) > _MAX_AREA_CODE_ZONES:
         return AreaCodeInfo((), None)
     folded: list[str] = []

@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from sys import intern
 
 from app.domain.activities import Activity, ActivityKind, Direction, in_order
-from app.domain.cadence import CadencePlan, PlannedStep, StepChannel, describe_next, plan
+from app.domain.cadence import CadencePlan, PlannedStep, SpanCache, StepChannel, describe_next, plan
 from app.domain.clocks import ResponseClocks, response_clocks
 from app.domain.compliance import (
     ContactDecision,
@@ -31,7 +31,6 @@ from app.domain.timezones import ZoneResolution, resolve_zones
 from app.rulebook import Rulebook
 from app.services.ranking import Key, Ranking
 
-LegalWindow = Callable[[Channel, date], tuple[datetime, datetime] | None]
 # A customer who wrote or called back should hear from us within this.
 REPLY_RESPONSE_TIME = timedelta(minutes=5)
 _CLOSED = (LeadStatus.SOLD, LeadStatus.LOST, LeadStatus.DO_NOT_CONTACT)
@@ -92,7 +91,7 @@ class WorkQueue:
         self._reader: Reader | None = None
         # Told a lead's id when asking about it changed the queue (`on_changed_by_asking`).
         self._asked_changed: Callable[[str], None] | None = None
-        self._legal_windows: dict[tuple[str, tuple[str, ...], tuple[str, ...]], LegalWindow] = {}
+        self._legal_windows: dict[tuple[str, tuple[str, ...], tuple[str, ...]], SpanCache] = {}
         # The open items in priority order, kept incrementally (one bisect per changed lead).
         self._ranking = Ranking()
         # Start-up from the cached snapshot: leads shown from it but not derived yet, how to
@@ -349,27 +348,31 @@ class WorkQueue:
     def _plan(
         self, lead: Lead, history: list[Activity], now: datetime, zone: ZoneResolution
     ) -> CadencePlan:
+        spans = self._spans(zone)
         return plan(
             self._rules.cadences.values(),
             lead,
             history,
             now,
             zone=zone.primary_zone,
-            legal_window=self._legal_window(zone),
+            legal_window=spans.legal_window,
+            spans=spans,
         )
 
-    def _legal_window(self, zone: ZoneResolution) -> LegalWindow:
-        """One cached legal-window function per distinct zone set (most leads share a few).
-        Keyed by what `legal_window` reads of the resolution (primary zone, zones, states),
-        not the whole resolution, whose notes and candidate details differ per ZIP and phone."""
+    def _spans(self, zone: ZoneResolution) -> SpanCache:
+        """One cached legal-window function, and the allowed spans worked out with it, per
+        distinct zone set (most leads share a few). Keyed by what `legal_window` reads of the
+        resolution (primary zone, zones, states), not the whole resolution, whose notes and
+        candidate details differ per ZIP and phone."""
         key = (zone.primary, zone.zones, zone.states)
-        window = self._legal_windows.get(key)
-        if window is None:
+        spans = self._legal_windows.get(key)
+        if spans is None:
             window = functools.lru_cache(maxsize=4096)(
                 legal_window_fn(self._rules.calling_rules, zone)
             )
-            self._legal_windows[key] = window
-        return window
+            spans = SpanCache(zone.primary_zone, window)
+            self._legal_windows[key] = spans
+        return spans
 
     def _work_item(
         self,

@@ -1,6 +1,8 @@
 from datetime import UTC, datetime
 
+import phonenumbers
 import pytest
+from phonenumbers import timezone
 
 from app.domain.errors import DomainError, ResourceError
 from app.domain.leads import Address, Lead, LeadSource, Person, SourceType
@@ -67,6 +69,45 @@ def test_toll_free_and_invalid_numbers_give_no_zone() -> None:
     assert area_code_info("+18005550123").zones == ()
     assert area_code_info("+15555550123").zones == ()
     assert area_code_info("garbage").zones == ()
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+12125550123",  # New York, fixed line or mobile
+        "+13125550134",
+        "+12085550123",
+        "+18005550123",  # toll free
+        "+19005550123",  # premium
+        "+15555550123",  # no such area code
+        "+1212555012",  # too short
+        "+447911123456",  # GB mobile: not geographic there
+        "+442071838750",  # London fixed line
+        "+4930123456",  # Berlin
+        "+525512345678",  # Mexico City: mobiles are geographic in Mexico
+        "+61212345678",  # Sydney
+        "+80012345678",  # international freephone (no region)
+        "+99912345",  # no such country code
+    ],
+)
+def test_area_code_info_agrees_with_phonenumbers_own_checks(number: str) -> None:
+    """area_code_info works the number's type out once; phonenumbers' is_valid_number,
+    is_number_geographical and time_zones_for_number would each work it out again."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        assert area_code_info(number).zones == ()
+        return
+    geographic = phonenumbers.is_valid_number(parsed) and phonenumbers.is_number_geographical(
+        parsed
+    )
+    zones = timezone.time_zones_for_number(parsed)
+    info = area_code_info(number)
+    if not geographic or "Etc/Unknown" in zones:
+        assert info.zones == ()
+    else:
+        assert info.zones, number
+        assert {zone.split("/")[0] for zone in info.zones} <= {z.split("/")[0] for z in zones}
 
 
 # --- ZIP prefixes -------------------------------------------------------------------------------
