@@ -24,6 +24,7 @@ from app.domain.cadence import (
     CadenceError,
     CadencePlan,
     PlanState,
+    SpanCache,
     StepChannel,
     describe_next,
     parse_cadence,
@@ -837,6 +838,32 @@ def test_same_inputs_same_plan_whatever_the_history_order() -> None:
     random.Random(7).shuffle(shuffled)
     assert run(shuffled, now) == expected
     assert run(list(reversed(history)), now) == expected
+
+
+def test_shared_spans_give_the_same_plans_as_each_lead_alone() -> None:
+    """A queue shares one SpanCache per zone and legal window across its leads' plans."""
+    from app.demo.generator import demo_leads
+
+    legal = daily(time(9), time(20), banned={6})
+    spans = {zone: SpanCache(zone, legal) for zone in (CHI, NYC)}  # type: ignore[arg-type]
+    leads = demo_leads(local(MON, 15), 120, seed=3)
+    for now in (local(MON, 15), local(MON + timedelta(days=3), 8)):
+        for index, (lead, history) in enumerate(leads):
+            zone = (CHI, NYC)[index % 2]
+            alone = plan(SHIPPED, lead, history, now, zone=zone, legal_window=legal)  # type: ignore[arg-type]
+            shared = plan(
+                SHIPPED,
+                lead,
+                history,
+                now,
+                zone=zone,
+                legal_window=legal,
+                spans=spans[zone],  # type: ignore[arg-type]
+            )
+            assert shared == alone
+    assert spans[CHI].allowed, "the spans were shared"
+    with pytest.raises(CadenceError, match="SpanCache made for this zone"):
+        plan(SHIPPED, leads[0][0], leads[0][1], local(MON, 15), zone=CHI, spans=spans[NYC])
 
 
 # --- properties ----------------------------------------------------------------------------------
