@@ -354,10 +354,14 @@ class Outbox:
                 for row in rows
             ):
                 return False
-            keys = [row.idempotency_key for row in rows]
-            session.execute(
-                delete(ActivityRow).where(ActivityRow.id.in_(keys), ActivityRow.pending.is_(True))
-            )
+            for row in rows:
+                session.execute(
+                    delete(ActivityRow).where(
+                        ActivityRow.lead_id == row.lead_id,
+                        ActivityRow.id == row.idempotency_key,
+                        ActivityRow.pending.is_(True),
+                    )
+                )
             for row in rows:
                 session.delete(row)
             if lead_before is not None:
@@ -432,8 +436,8 @@ class Outbox:
             row.response = response
             row.last_error = None
             row.updated_at = utcnow()
-            if row.kind == OutboxKind.ACTIVITY.value:
-                activity = session.get(ActivityRow, row.idempotency_key)
+            if row.kind == OutboxKind.ACTIVITY.value and row.lead_id is not None:
+                activity = session.get(ActivityRow, (row.lead_id, row.idempotency_key))
                 if activity is not None:
                     activity.pending = False
             session.flush()
@@ -464,7 +468,9 @@ class Outbox:
                 # The text or e-mail was not sent: its pending history row goes.
                 session.execute(
                     delete(ActivityRow).where(
-                        ActivityRow.id == row.idempotency_key, ActivityRow.pending.is_(True)
+                        ActivityRow.lead_id == row.lead_id,
+                        ActivityRow.id == row.idempotency_key,
+                        ActivityRow.pending.is_(True),
                     )
                 )
             return _item_of(row)

@@ -781,9 +781,12 @@ def _page_reads(
             if row_id not in brought:
                 others.setdefault(lead_id, []).append(row_id)
     extra: dict[str, Activity] = {}
-    for chunk in _chunks([i for ids in others.values() for i in ids]):
+    for chunk in _chunks(list(others)):
         for row_id, data in connection.execute(
-            select(ActivityRow.id, ActivityRow.data).where(ActivityRow.id.in_(chunk))
+            select(ActivityRow.id, ActivityRow.data).where(
+                ActivityRow.lead_id.in_(chunk),
+                ActivityRow.id.in_([i for lead_id in chunk for i in others[lead_id]]),
+            )
         ):
             extra[row_id] = _activity(row_id, data)
     reads: dict[str, tuple[StoredLead, list[Activity]]] = {}
@@ -808,8 +811,9 @@ class _Applied:
 
     def __init__(self) -> None:
         self.lead_rows: dict[str, LeadRow | None] = {}
-        self.activity_rows: dict[str, ActivityRow | None] = {}
-        self.new_activities: dict[str, dict[str, Any]] = {}  # not stored yet (see insert_new)
+        # Both by (lead_id, id), the table's key.
+        self.activity_rows: dict[tuple[str, str], ActivityRow | None] = {}
+        self.new_activities: dict[tuple[str, str], dict[str, Any]] = {}  # see insert_new
         self.leads: list[str] = []
         self.activities: list[str] = []
         self.activity_leads: list[str] = []
@@ -819,7 +823,7 @@ class _Applied:
 
     def prefetch(self, session: Session, changes: Sequence[Any]) -> None:
         lead_ids: set[str] = set()
-        activity_ids: set[str] = set()
+        activity_keys: set[tuple[str, str]] = set()
         for change in changes:
             data = change.get("data") if isinstance(change, Mapping) else None
             if not isinstance(data, Mapping):
@@ -830,36 +834,48 @@ class _Applied:
                 lead_ids.add(lead["id"])
             elif entity in ("lead_removed", "pool_left") and isinstance(data.get("lead_id"), str):
                 lead_ids.add(data["lead_id"])
-            elif entity == "activity" and isinstance(data.get("id"), str):
-                activity_ids.add(data["id"])
+            elif (
+                entity == "activity"
+                and isinstance(data.get("id"), str)
+                and isinstance(data.get("lead_id"), str)
+            ):
+                activity_keys.add((data["lead_id"], data["id"]))
         for chunk in _chunks(sorted(lead_ids)):
             self.lead_rows.update(dict.fromkeys(chunk))
             for row in session.scalars(select(LeadRow).where(LeadRow.id.in_(chunk))):
                 self.lead_rows[row.id] = row
-        for chunk in _chunks(sorted(activity_ids)):
-            self.activity_rows.update(dict.fromkeys(chunk))
-            for activity in session.scalars(select(ActivityRow).where(ActivityRow.id.in_(chunk))):
-                self.activity_rows[activity.id] = activity
+        for keys in _chunks(sorted(activity_keys)):
+            self.activity_rows.update(dict.fromkeys(keys))
+            # lead_id IN and id IN: the key index answers both (a superset, filtered by the dict)
+            query = select(ActivityRow).where(
+                ActivityRow.lead_id.in_({lead for lead, _ in keys}),
+                ActivityRow.id.in_([activity for _, activity in keys]),
+            )
+            for activity in session.scalars(query):
+                key = (activity.lead_id, activity.id)
+                if key in self.activity_rows:
+                    self.activity_rows[key] = activity
 
     def lead_row(self, session: Session, lead_id: str) -> LeadRow | None:
         if lead_id not in self.lead_rows:
             self.lead_rows[lead_id] = session.get(LeadRow, lead_id)
         return self.lead_rows[lead_id]
 
-    def activity_row(self, session: Session, activity_id: str) -> ActivityRow | None:
-        if activity_id not in self.activity_rows:
-            self.activity_rows[activity_id] = session.get(ActivityRow, activity_id)
-        return self.activity_rows[activity_id]
+    def activity_row(self, session: Session, lead_id: str, activity_id: str) -> ActivityRow | None:
+        key = (lead_id, activity_id)
+        if key not in self.activity_rows:
+            self.activity_rows[key] = session.get(ActivityRow, key)
+        return self.activity_rows[key]
 
     def forget_lead(self, lead_id: str) -> None:
         """The lead and its activities were deleted: later changes must not reuse their rows."""
         self.lead_rows[lead_id] = None
-        for activity_id, row in list(self.activity_rows.items()):
+        for key, row in list(self.activity_rows.items()):
             if row is not None and row.lead_id == lead_id:
-                self.activity_rows[activity_id] = None
-        for activity_id, values in list(self.new_activities.items()):
-            if values["lead_id"] == lead_id:
-                del self.new_activities[activity_id]
+                self.activity_rows[key] = None
+        for key in list(self.new_activities):
+            if key[0] == lead_id:
+                del self.new_activities[key]
 
     def insert_new(self, session: Session) -> None:
         """Store the batch's new activities (one executemany)."""
@@ -946,16 +962,17 @@ def _apply_activity(session: Session, data: Mapping[str, Any], applied: _Applied
 def _store_activity(session: Session, data: Mapping[str, Any], applied: _Applied) -> Activity:
     """Store an "activity" change payload; returns it decoded."""
     activity = activity_from_dict(data)
-    new = applied.new_activities.get(activity.id)
+    key = (activity.lead_id, activity.id)
+    new = applied.new_activities.get(key)
     if new is not None:  # twice in one batch: the later copy wins
-        new.update(lead_id=activity.lead_id, at=activity.at, data=activity_to_dict(activity))
+        new.update(at=activity.at, data=activity_to_dict(activity))
         applied.activities.append(activity.id)
         applied.activity_leads.append(activity.lead_id)
         return activity
-    row = applied.activity_row(session, activity.id)
+    row = applied.activity_row(session, activity.lead_id, activity.id)
     if row is None:
         # Inserted together at the end of the batch (one executemany, not an ORM object each).
-        applied.new_activities[activity.id] = {
+        applied.new_activities[key] = {
             "id": activity.id,
             "lead_id": activity.lead_id,
             "at": activity.at,

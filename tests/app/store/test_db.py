@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -236,7 +237,7 @@ def test_schema_of_the_newest_revision_matches_the_models(db_path: Path) -> None
         with engine.connect() as connection:
             diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
             assert diff == []
-            assert schema_revision(connection) == head_revision() == "0003"
+            assert schema_revision(connection) == head_revision() == "0004"
     finally:
         engine.dispose()
 
@@ -260,12 +261,66 @@ def test_an_older_database_is_upgraded_with_its_data(db_path: Path) -> None:
     engine = make_engine(db_path, KEY)
     try:
         with engine.connect() as connection:
-            assert schema_revision(connection) == "0003"
+            assert schema_revision(connection) == "0004"
             assert "cached_documents" in inspect(connection).get_table_names()
             indexes = {i["name"] for i in inspect(connection).get_indexes("outbox")}
             assert "ix_outbox_state_due" in indexes
             lead_indexes = {i["name"] for i in inspect(connection).get_indexes("leads")}
             assert "ix_leads_assigned_agent_id" in lead_indexes
+    finally:
+        engine.dispose()
+
+
+def test_activities_keyed_by_id_are_rekeyed_by_lead_with_their_order_and_state(
+    db_path: Path,
+) -> None:
+    """0004 keys activities by (lead_id, id); rows keep their rowids, which order ties."""
+    db_path.parent.mkdir(parents=True)
+    engine = make_engine(db_path, KEY)
+    same_time = [  # stored z before a: a read orders ties by storage order, not by id
+        make_call("lead-1", minutes=1, activity_id="zzz"),
+        make_call("lead-1", minutes=1, activity_id="aaa"),
+    ]
+    other = make_call("lead-2", minutes=3, activity_id="mmm")
+    with engine.begin() as connection:
+        migrate(connection, "0003")
+        for activity, pending in [(same_time[0], 0), (same_time[1], 1), (other, 0)]:
+            connection.exec_driver_sql(
+                "INSERT INTO activities (id, lead_id, at, data, pending) VALUES (?, ?, ?, ?, ?)",
+                (
+                    activity.id,
+                    activity.lead_id,
+                    activity.at.replace(tzinfo=None).isoformat(sep=" "),
+                    json.dumps(activity_to_dict(activity)),
+                    pending,
+                ),
+            )
+    engine.dispose()
+
+    with open_local_store(db_path, KEY) as store:
+        assert store.repository.history("lead-1") == same_time
+        assert store.repository.history("lead-2") == [other]
+
+    engine = make_engine(db_path, KEY)
+    try:
+        with engine.connect() as connection:
+            assert schema_revision(connection) == "0004"
+            assert inspect(connection).get_pk_constraint("activities")["constrained_columns"] == [
+                "lead_id",
+                "id",
+            ]
+            pending = connection.exec_driver_sql(
+                "SELECT id FROM activities WHERE pending ORDER BY rowid"
+            ).all()
+            assert pending == [("aaa",)]
+            plan = " ".join(
+                str(row[-1])
+                for row in connection.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN SELECT id FROM activities WHERE lead_id = 'lead-1' "
+                    "AND id = 'aaa'"
+                )
+            )
+            assert "USING" in plan and "INDEX" in plan, plan
     finally:
         engine.dispose()
 
