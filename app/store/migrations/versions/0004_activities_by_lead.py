@@ -45,6 +45,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Refused (UNIQUE failed, nothing changed) if one id came to be stored under two leads.
     _activities("activities_by_id", "id")
     op.execute(
         f"INSERT INTO activities_by_id ({_COLUMNS}) SELECT {_COLUMNS} FROM activities "
