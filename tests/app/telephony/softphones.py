@@ -120,13 +120,14 @@ class Softphone:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"baresip exited at start: {self.log_tail()}")
-            # Ready once it says so: something else listening on the port is not its ctrl_tcp.
+            # Ready once it says so (its modules, ctrl_tcp among them, are loaded by then), and
+            # not by a connection: something else listening on the port is not its ctrl_tcp, and
+            # ctrl_tcp keeps one connection, so a probe would drop a dialer already reconnected.
             log_text = log_path.read_bytes()[earlier:].decode(errors="replace")
             if "failed to listen" in log_text:
                 raise RuntimeError(f"baresip could not take its ports: {log_text}")
             if "baresip is ready." in log_text:
-                with socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=1):
-                    return self
+                return self
             time.sleep(0.05)
         raise RuntimeError(f"baresip did not get ready in time: {self.log_tail()}")
 
