@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.domain.activities import Activity
@@ -354,14 +354,13 @@ class Outbox:
                 for row in rows
             ):
                 return False
-            for row in rows:
-                session.execute(
-                    delete(ActivityRow).where(
-                        ActivityRow.lead_id == row.lead_id,
-                        ActivityRow.id == row.idempotency_key,
-                        ActivityRow.pending.is_(True),
-                    )
+            keys = [(row.lead_id, row.idempotency_key) for row in rows]
+            session.execute(
+                delete(ActivityRow).where(
+                    tuple_(ActivityRow.lead_id, ActivityRow.id).in_(keys),
+                    ActivityRow.pending.is_(True),
                 )
+            )
             for row in rows:
                 session.delete(row)
             if lead_before is not None:

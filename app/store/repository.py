@@ -772,24 +772,15 @@ def _page_reads(
     connection = session.connection()
     opt_outs = _opt_out_times(session)
     brought = {a.id for history in histories.values() for a in history}
-    others: dict[str, list[str]] = {}
+    mine: dict[str, list[Activity]] = {}
     for chunk in _chunks(list(decoded)):
-        for row_id, lead_id in connection.execute(
-            select(ActivityRow.id, ActivityRow.lead_id)
+        for row_id, lead_id, data in connection.execute(
+            select(ActivityRow.id, ActivityRow.lead_id, ActivityRow.data)
             .where(ActivityRow.lead_id.in_(chunk), ActivityRow.pending.is_(True))
             .order_by(ActivityRow.at, _ROWID)
         ):
             if row_id not in brought:
-                others.setdefault(lead_id, []).append(row_id)
-    extra: dict[tuple[str, str], Activity] = {}
-    keys = [(lead_id, row_id) for lead_id, ids in others.items() for row_id in ids]
-    for chunk in _chunks(keys):
-        for row_id, lead_id, data in connection.execute(
-            select(ActivityRow.id, ActivityRow.lead_id, ActivityRow.data).where(
-                tuple_(ActivityRow.lead_id, ActivityRow.id).in_(chunk)
-            )
-        ):
-            extra[(lead_id, row_id)] = _activity(row_id, data)
+                mine.setdefault(lead_id, []).append(_activity(row_id, data))
     reads: dict[str, tuple[StoredLead, list[Activity]]] = {}
     for lead_id, (lead, values) in decoded.items():
         stored = StoredLead(
@@ -802,8 +793,8 @@ def _page_reads(
             updated_at=values["updated_at"],
         )
         # stored earlier first, as a read in (time, storage order) has them on a tie
-        mine = [extra[key] for i in others.get(lead_id, ()) if (key := (lead_id, i)) in extra]
-        reads[lead_id] = (stored, in_order([*mine, *histories.get(lead_id, ())]))
+        own = mine.get(lead_id, [])
+        reads[lead_id] = (stored, in_order([*own, *histories.get(lead_id, ())]))
     return reads
 
 
